@@ -1,0 +1,393 @@
+"""The Part 11 audit trail: append-only, hash-chained, captured once and generically for GMP tables.
+
+Every model that inherits ``Audited`` has each insert, update and delete written to ``audit_entry`` in
+the same transaction as the change, from the session's flush. Entries are linked by SHA-256 hashes;
+database triggers (see the first migration) refuse UPDATE, DELETE and TRUNCATE on the table.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import decimal
+import enum
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Iterator
+
+from sqlalchemy import Integer, String, Text, event, func, insert, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.db import Base, advisory_xact_lock, utcnow
+from app.errors import Conflict, ReasonRequired
+
+GENESIS_HASH = "0" * 64
+REDACTED = "<redacted>"
+AUDIT_CHAIN_LOCK = "audit_entry_chain"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user, or a named system process (collector, CLI)."""
+
+    user_id: int | None
+    username: str
+
+
+SYSTEM = Actor(None, "system")
+_actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("audit_actor", default=SYSTEM)
+
+
+def set_actor(actor: Actor) -> contextvars.Token:
+    return _actor.set(actor)
+
+
+def current_actor() -> Actor:
+    return _actor.get()
+
+
+@contextlib.contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+@contextlib.contextmanager
+def audit_reason(sess: Session, reason: str | None) -> Iterator[None]:
+    """Attach a reason to every change flushed inside the block."""
+    previous = sess.info.get("audit_reason")
+    sess.info["audit_reason"] = (reason or "").strip() or None
+    try:
+        yield
+        sess.flush()
+    finally:
+        sess.info["audit_reason"] = previous
+
+
+class Audited:
+    """Mixin: changes to this model are written to the audit trail.
+
+    ``__audit_redact__`` names columns whose values never enter the trail in clear (password hashes,
+    secrets); the trail records that they changed.
+    """
+
+    __audit_redact__: frozenset[str] = frozenset()
+
+
+class Voidable:
+    """Mixin for GMP records that are never deleted, only voided with a reason."""
+
+    __allow_delete__ = False
+    voided_at: Mapped[datetime | None] = mapped_column(default=None)
+    voided_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    void_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
+
+
+def void_record(sess: Session, record: Voidable, reason: str) -> None:
+    """Void a GMP record: it stays, marked, with who, when and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired("Voiding a record needs a reason.", errors={"reason": ["Give the reason for voiding."]})
+    if record.is_voided:
+        raise Conflict("This record is already voided.")
+    with audit_reason(sess, reason):
+        record.voided_at = utcnow()
+        record.voided_by = current_actor().username
+        record.void_reason = reason
+
+
+class AuditEntry(Base):
+    """One change to one GMP record. Append-only; each row hashes its predecessor."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_username: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(10))
+    table_name: Mapped[str] = mapped_column(String(80), index=True)
+    record_id: Mapped[str] = mapped_column(String(80), index=True)
+    changes: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    @property
+    def change_list(self) -> list[tuple[str, Any, Any]]:
+        return [(k, v[0], v[1]) for k, v in sorted(json.loads(self.changes).items())]
+
+
+def to_jsonable(value: Any) -> Any:
+    """A stable JSON form for any column value."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    if isinstance(value, (dict, list)):
+        return json.loads(canonical_json(value))
+    return str(value)
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=to_jsonable)
+
+
+def compute_entry_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
+
+
+def entry_content(row: Any) -> dict[str, Any]:
+    """The hashed content of an entry (everything but its id and hashes)."""
+    return {
+        "occurred_at": to_jsonable(row.occurred_at),
+        "actor_id": row.actor_id,
+        "actor_username": row.actor_username,
+        "action": row.action,
+        "table_name": row.table_name,
+        "record_id": row.record_id,
+        "changes": row.changes,
+        "reason": row.reason,
+    }
+
+
+def record_key(obj: Any) -> str:
+    identity = inspect(obj).identity
+    return "/".join(str(part) for part in identity) if identity else "?"
+
+
+def _column_attrs(obj: Any) -> list[Any]:
+    return list(inspect(obj).mapper.column_attrs)
+
+
+def _value_for_trail(obj: Any, key: str, value: Any) -> Any:
+    return REDACTED if key in type(obj).__audit_redact__ and value is not None else to_jsonable(value)
+
+
+def _preload_unloaded_old_values(sess: Session) -> None:
+    """Before flushing, fetch the stored value of any changed attribute whose old value was never
+    loaded, so that the trail never hides an earlier value."""
+    pending: dict[int, dict[str, Any]] = {}
+    for obj in sess.dirty:
+        if not isinstance(obj, Audited):
+            continue
+        state = inspect(obj)
+        missing = []
+        for attr in _column_attrs(obj):
+            hist = state.attrs[attr.key].history
+            if hist.added and not hist.deleted and state.key is not None:
+                missing.append(attr)
+        if missing:
+            mapper = state.mapper
+            pk_cols = mapper.primary_key
+            stmt = select(*[attr.columns[0] for attr in missing]).where(
+                *[col == val for col, val in zip(pk_cols, state.identity)]
+            )
+            row = sess.execute(stmt).one_or_none()
+            if row is not None:
+                pending[id(obj)] = {attr.key: row[i] for i, attr in enumerate(missing)}
+    sess.info["audit_preloaded"] = pending
+
+
+def _changes_for(sess: Session, obj: Any, action: str) -> dict[str, list[Any]]:
+    state = inspect(obj)
+    preloaded = sess.info.get("audit_preloaded", {}).get(id(obj), {})
+    changes: dict[str, list[Any]] = {}
+    for attr in _column_attrs(obj):
+        key = attr.key
+        if action == "insert":
+            value = getattr(obj, key)
+            if value is not None:
+                changes[key] = [None, _value_for_trail(obj, key, value)]
+        elif action == "delete":
+            value = state.attrs[key].loaded_value
+            value = None if value is _NO_VALUE else value
+            changes[key] = [_value_for_trail(obj, key, value), None]
+        else:
+            hist = state.attrs[key].history
+            if not hist.has_changes():
+                continue
+            old = hist.deleted[0] if hist.deleted else preloaded.get(key)
+            new = hist.added[0] if hist.added else None
+            if old == new:
+                continue
+            changes[key] = [_value_for_trail(obj, key, old), _value_for_trail(obj, key, new)]
+    return changes
+
+
+try:  # the sentinel SQLAlchemy uses for an attribute that holds no loaded value
+    from sqlalchemy.orm.base import NO_VALUE as _NO_VALUE
+except ImportError:  # pragma: no cover
+    _NO_VALUE = object()
+
+
+# --- hooks the signatures module plugs into (kept here to avoid an import cycle) -------------------
+_signed_change_checks: list[Any] = []
+
+
+def register_signed_change_check(check: Any) -> None:
+    """``check(session, obj, changed_keys) -> bool``: True when the change touches signed content."""
+    _signed_change_checks.append(check)
+
+
+@event.listens_for(Session, "before_flush")
+def _guard_and_prepare(sess: Session, _ctx: Any, _instances: Any) -> None:
+    reason = sess.info.get("audit_reason")
+    for obj in sess.deleted:
+        if isinstance(obj, Voidable) and not type(obj).__allow_delete__:
+            raise Conflict(
+                f"A {type(obj).__name__} record is a GMP record and is never deleted; void it with a reason."
+            )
+    for obj in list(sess.dirty) + list(sess.deleted):
+        if not isinstance(obj, Audited):
+            continue
+        state = inspect(obj)
+        changed = {a.key for a in _column_attrs(obj) if state.attrs[a.key].history.has_changes()}
+        if obj not in sess.deleted and not changed:
+            continue
+        for check in _signed_change_checks:
+            if check(sess, obj, changed) and not reason:
+                raise ReasonRequired(
+                    f"This {type(obj).__name__} record has been signed; a change needs a reason.",
+                    errors={"reason": ["A reason is required to change a signed record."]},
+                )
+    _preload_unloaded_old_values(sess)
+
+
+@event.listens_for(Session, "after_flush")
+def _write_audit_entries(sess: Session, _ctx: Any) -> None:
+    rows = []
+    for action, objs in (("insert", sess.new), ("update", sess.dirty), ("delete", sess.deleted)):
+        for obj in objs:
+            if not isinstance(obj, Audited):
+                continue
+            if action == "update" and not sess.is_modified(obj, include_collections=False):
+                continue
+            changes = _changes_for(sess, obj, action)
+            if action == "update" and not changes:
+                continue
+            rows.append((action, obj, changes))
+    sess.info.pop("audit_preloaded", None)
+    if not rows:
+        return
+    append_entries(sess, [(action, obj.__tablename__, record_key(obj), changes) for action, obj, changes in rows])
+
+
+def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any]]], reason: str | None = None) -> None:
+    """Append entries to the chain inside the current transaction, serialised against other writers."""
+    actor = current_actor()
+    reason = reason or sess.info.get("audit_reason")
+    advisory_xact_lock(sess, AUDIT_CHAIN_LOCK)
+    prev_hash = sess.execute(
+        select(AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).scalar_one_or_none() or GENESIS_HASH
+    now = utcnow()
+    values = []
+    for action, table_name, record_id, changes in items:
+        row = {
+            "occurred_at": now,
+            "actor_id": actor.user_id,
+            "actor_username": actor.username,
+            "action": action,
+            "table_name": table_name,
+            "record_id": record_id,
+            "changes": canonical_json(changes),
+            "reason": reason,
+        }
+        row["prev_hash"] = prev_hash
+        row["entry_hash"] = compute_entry_hash(prev_hash, entry_content(_Row(row)))
+        prev_hash = row["entry_hash"]
+        values.append(row)
+    for row in values:  # one by one: ids must follow chain order on every database
+        sess.execute(insert(AuditEntry.__table__).values(**row))
+
+
+def record_event(sess: Session, table_name: str, record_id: str, action: str, details: dict[str, Any],
+                 reason: str | None = None) -> None:
+    """Write a non-data event (login failure, lockout, export) to the same chain."""
+    append_entries(sess, [(action, table_name, record_id, details)], reason=reason)
+
+
+class _Row:
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    broken_id: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(sess: Session, batch_size: int = 5000) -> VerifyResult:
+    """Walk the whole chain in order; name the first entry whose link or content does not match."""
+    prev_hash = GENESIS_HASH
+    checked = 0
+    last_id = 0
+    while True:
+        entries = sess.execute(
+            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch_size)
+        ).scalars().all()
+        if not entries:
+            return VerifyResult(True, checked)
+        for entry in entries:
+            if entry.prev_hash != prev_hash:
+                return VerifyResult(False, checked, entry.id, "link to the previous entry is broken "
+                                    "(an entry was removed, inserted or reordered)")
+            if compute_entry_hash(entry.prev_hash, entry_content(entry)) != entry.entry_hash:
+                return VerifyResult(False, checked, entry.id, "content does not match its hash (edited)")
+            prev_hash = entry.entry_hash
+            checked += 1
+            last_id = entry.id
+        sess.expunge_all()
+
+
+def history_for(sess: Session, table_name: str, record_id: str | int) -> list[AuditEntry]:
+    """The audit history of one record, oldest first."""
+    return list(sess.execute(
+        select(AuditEntry).where(AuditEntry.table_name == table_name, AuditEntry.record_id == str(record_id))
+        .order_by(AuditEntry.id)
+    ).scalars())
+
+
+def search_trail(sess: Session, *, username: str | None = None, table_name: str | None = None,
+                 start: datetime | None = None, end: datetime | None = None,
+                 page: int = 1, per_page: int = 50) -> tuple[list[AuditEntry], int]:
+    """Filter the whole trail by user, record type and time range; newest first, paged."""
+    stmt = select(AuditEntry)
+    if username:
+        stmt = stmt.where(AuditEntry.actor_username == username)
+    if table_name:
+        stmt = stmt.where(AuditEntry.table_name == table_name)
+    if start:
+        stmt = stmt.where(AuditEntry.occurred_at >= start)
+    if end:
+        stmt = stmt.where(AuditEntry.occurred_at < end)
+    total = sess.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    items = sess.execute(
+        stmt.order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).scalars().all()
+    return list(items), total

@@ -1,0 +1,138 @@
+"""Command-line tools: migrations, the first administrator, demo users, audit chain verification."""
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app import db
+from app.audit import Actor, acting_as, verify_chain
+from app.permissions import ROLES
+from app.users import User, create_user
+
+ROOT = Path(__file__).resolve().parent.parent
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations are the only way a schema is made).")
+audit_cli = AppGroup("audit", help="The Part 11 audit trail.")
+services_cli = AppGroup("services", help="Background services that run beside the web server.")
+
+
+@services_cli.command("list")
+def services_list() -> None:
+    """Names of the registered services, one per line, in start order."""
+    from app.shell import SERVICES
+
+    for name in SERVICES:
+        click.echo(name)
+
+
+@services_cli.command("run")
+@click.argument("name")
+def services_run(name: str) -> None:
+    """Run one service in the foreground until it is stopped."""
+    from app.shell import SERVICES
+
+    if name not in SERVICES:
+        raise click.ClickException(f"no service {name!r}; known: {', '.join(SERVICES) or 'none'}")
+    SERVICES[name]()
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    upgrade_database(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 and name the first broken entry if any."""
+    result = verify_chain(db.session)
+    db.session.rollback()
+    if result.ok:
+        click.echo(f"audit trail intact: {result.checked} entries verified")
+        return
+    click.echo(f"audit trail BROKEN at entry {result.broken_id}: {result.problem} "
+               f"({result.checked} entries before it verified)", err=True)
+    sys.exit(1)
+
+
+@click.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.password_option(help="At least the configured minimum length.")
+def create_admin(username: str, full_name: str, password: str) -> None:
+    """Create the first administrator on a fresh database."""
+    from app.errors import DomainError
+
+    with acting_as(Actor(None, "cli:create-admin")):
+        try:
+            user = create_user(db.session, username=username, full_name=full_name, password=password, roles=["admin"])
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from None
+    click.echo(f"administrator {user.username} created")
+
+
+DEMO_USERS = [
+    ("admin", "Alex Admin", ["admin"]),
+    ("operator", "Olivia Operator", ["operator"]),
+    ("operator2", "Omar Operator", ["operator"]),
+    ("supervisor", "Sam Supervisor", ["supervisor", "operator"]),
+    ("qc", "Quinn QC-Analyst", ["qc_analyst"]),
+    ("qa", "Quentin QA", ["qa"]),
+    ("qa2", "Queenie QA", ["qa"]),
+    ("clinician", "Chris Clinician", ["clinician"]),
+]
+
+
+@click.command("demo-users")
+def demo_users() -> None:
+    """Create demo users for every role (once) and print their passwords."""
+    created = []
+    with acting_as(Actor(None, "cli:demo-users")):
+        for username, full_name, roles in DEMO_USERS:
+            if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+                continue
+            password = f"demo-{username}-{secrets.token_hex(3)}"
+            create_user(db.session, username=username, full_name=full_name, password=password, roles=roles)
+            created.append((username, password, roles))
+        db.session.commit()
+    if not created:
+        click.echo("demo users already exist (passwords were printed when they were created; "
+                   "see instance/demo-passwords.txt)")
+        return
+    lines = [f"  {u:<11} {p:<24} {', '.join(r)}" for u, p, r in created]
+    text = "Demo users (user ID, password, roles):\n" + "\n".join(lines)
+    (Path(current_app.instance_path) / "demo-passwords.txt").write_text(text + "\n")
+    click.echo(text)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(services_cli)
+    app.cli.add_command(create_admin)
+    app.cli.add_command(demo_users)

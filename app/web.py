@@ -1,0 +1,465 @@
+"""The web shell: login, home, account, administration of users, the audit trail pages, error pages,
+security headers, and the one commit per request."""
+from __future__ import annotations
+
+import base64
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from app import db
+from app.audit import Actor, history_for, search_trail, set_actor, verify_chain
+from app.errors import DomainError, ValidationFailed
+from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, require
+from app.shell import NAV_ITEMS
+from app.signatures import MEANINGS, signatures_for
+from app.users import (
+    User,
+    authenticate,
+    change_password,
+    create_user,
+    deactivate_user,
+    get_user,
+    list_users,
+    set_roles,
+    unlock_user,
+)
+
+bp = Blueprint("core", __name__)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+class SiteSessionInterface(SecureCookieSessionInterface):
+    """Session cookies are marked Secure whenever the request arrived over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        setting = app.config.get("SESSION_COOKIE_SECURE", "auto")
+        if setting == "auto":
+            return bool(request) and request.is_secure
+        return str(setting).lower() in ("1", "true", "yes", True)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+def site_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["SITE_TIMEZONE"])
+
+
+def site_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
+    """A UTC timestamp shown in the site's time zone."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(site_zone()).strftime(fmt)
+
+
+def format_cells(value: float | int | None, digits: int = 2) -> str:
+    """A cell count as '1.2 x 10^10'."""
+    if value is None:
+        return ""
+    value = float(value)
+    if value == 0:
+        return "0"
+    exponent = int(math.floor(math.log10(abs(value))))
+    mantissa = round(value / 10 ** exponent, digits)
+    if abs(mantissa) >= 10:
+        mantissa /= 10
+        exponent += 1
+    text = f"{mantissa:.{digits}f}".rstrip("0").rstrip(".")
+    return f"{text} x 10^{exponent}"
+
+
+# --- request lifecycle --------------------------------------------------------------------------
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.is_active else None
+
+
+@login_manager.request_loader
+def _load_user_from_basic_auth(req: Any) -> User | None:
+    """API clients send both credential components with each request (HTTP Basic over TLS)."""
+    header = req.headers.get("Authorization", "")
+    if not req.path.startswith("/api/") or not header.startswith("Basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        g.auth_error = "Malformed Authorization header."
+        return None
+    try:
+        user = authenticate(db.session, username, password, context="api login")
+    except DomainError as exc:
+        g.auth_error = exc.message
+        return None
+    g.basic_auth = True
+    return user if user.is_active else None
+
+
+def _before_request() -> Any:
+    user = current_user
+    if user.is_authenticated:
+        set_actor(Actor(user.id, user.username))
+        if not g.get("basic_auth"):
+            now = datetime.now(timezone.utc).timestamp()
+            last = session.get("last_active", now)
+            timeout = current_app.config["IDLE_TIMEOUT_MINUTES"] * 60
+            if now - last > timeout:
+                logout_user()
+                session.clear()
+                message = (f"You were logged out after {current_app.config['IDLE_TIMEOUT_MINUTES']} minutes "
+                           "without activity. Please log in again.")
+                if is_api_request():
+                    return jsonify(code=401, status="Unauthorized", message=message), 401
+                flash(message, "warning")
+                return redirect(url_for("core.login", next=request.full_path))
+            session["last_active"] = now
+    else:
+        set_actor(Actor(None, "anonymous"))
+    if request.method not in SAFE_METHODS and not g.get("basic_auth"):
+        csrf.protect()
+    return None
+
+
+def _commit_unit_of_work(response: Any) -> Any:
+    """Exactly one commit per request, here; any refusal or error rolls everything back."""
+    if response.status_code >= 400:
+        db.session.rollback()
+        return response
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return _error_response(409, "Conflict", "Another change to the same record was saved first, or the "
+                               "record already exists. Reload the page and check before trying again.")
+    return response
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _teardown(_exc: Any) -> None:
+    db.session.remove()
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+ERROR_ADVICE = {
+    400: "The request could not be understood. Go back, reload the page and try again.",
+    401: "Please log in.",
+    403: "Your role does not allow this. Ask your supervisor or an administrator if you need access.",
+    404: "The page or record does not exist. Check the address or search for the record.",
+    405: "That action is not available here. Use the buttons on the page.",
+    409: "The record changed or is in a state that does not allow this. Reload the page and check.",
+    422: "Please correct the entry and try again.",
+    500: "Something went wrong on the server and nothing was saved. Try again; if it happens again, "
+         "note the time and tell your administrator.",
+    503: "The database is busy or unavailable; nothing was saved. Wait a moment and try again.",
+}
+
+
+def _error_response(status: int, title: str, message: str, errors: dict | None = None,
+                    link: str | None = None) -> Any:
+    if is_api_request() or request.accept_mimetypes.best == "application/json":
+        body = {"code": status, "status": title, "message": message}
+        if errors:
+            body["errors"] = errors
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, title=title, message=message,
+                           errors=errors or {}, link=link, advice=ERROR_ADVICE.get(status, "")), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError) -> Any:
+        db.session.rollback()
+        return _error_response(exc.status_code, exc.title, exc.message, exc.errors, exc.link)
+
+    @app.errorhandler(NotAuthenticated)
+    def _not_authenticated(_exc: NotAuthenticated) -> Any:
+        if is_api_request():
+            message = g.get("auth_error") or "Authentication required: send your user ID and password."
+            resp, status = _error_response(401, "Unauthorized", message)
+            resp.headers["WWW-Authenticate"] = 'Basic realm="nkmes"'
+            return resp, status
+        return redirect(url_for("core.login", next=request.full_path))
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        return _error_response(400, "Form expired or invalid", "The form's security token is missing or "
+                               "expired; nothing was saved. Reload the page and submit again.")
+
+    @app.errorhandler(OperationalError)
+    def _db_unavailable(exc: OperationalError) -> Any:
+        db.session.rollback()
+        current_app.logger.exception("database error")
+        return _error_response(503, "Database unavailable", ERROR_ADVICE[503])
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if is_api_request() and getattr(exc, "data", None):  # flask-smorest / webargs validation
+            messages = exc.data.get("messages", {})
+            errors = {}
+            for location in messages.values():
+                errors.update(location if isinstance(location, dict) else {"_": location})
+            return _error_response(exc.code or 400, exc.name, "Please correct the highlighted fields.", errors)
+        return _error_response(exc.code or 500, exc.name, exc.description if exc.code != 500 else ERROR_ADVICE[500])
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        db.session.rollback()
+        current_app.logger.exception("unhandled error")
+        return _error_response(500, "Server error", ERROR_ADVICE[500])
+
+
+# --- helpers for views --------------------------------------------------------------------------
+
+def form_value(name: str, default: str = "") -> str:
+    return (request.form.get(name) or default).strip()
+
+
+def record_history(table: str, record_id: Any) -> list[Any]:
+    return history_for(db.session, table, record_id)
+
+
+def parse_local_datetime(text: str | None) -> datetime | None:
+    """A date or date-time typed in the site zone, as UTC."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationFailed(f"'{text}' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=site_zone())
+    return value.astimezone(timezone.utc)
+
+
+def safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("core.home")
+
+
+# --- views --------------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for("core.home"))
+        return render_template("app/login.html", next=request.args.get("next", ""))
+    username = form_value("username")
+    try:
+        user = authenticate(db.session, username, request.form.get("password", ""))
+    except DomainError as exc:
+        return render_template("app/login.html", error=exc.message, username=username,
+                               next=form_value("next")), 401
+    login_user(user)
+    session["last_active"] = datetime.now(timezone.utc).timestamp()
+    set_actor(Actor(user.id, user.username))
+    if user.must_change_password:
+        flash("Please set a new password before you continue.", "warning")
+        return redirect(url_for("core.account_password"))
+    return redirect(safe_next(form_value("next")))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("core.login"))
+
+
+@bp.route("/health")
+def health() -> Any:
+    return jsonify(status="ok")
+
+
+@bp.route("/")
+@require("home.view")
+def home() -> Any:
+    tiles = [item for item in NAV_ITEMS if can(current_user, item.permission)]
+    return render_template("app/home.html", tiles=tiles)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@require("account.change_password")
+def account_password() -> Any:
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            authenticate(db.session, current_user.username, request.form.get("current_password", ""),
+                         context="password change")
+            if request.form.get("new_password") != request.form.get("confirm_password"):
+                raise ValidationFailed("The two new passwords differ.", errors={"confirm_password": ["Must match."]})
+            change_password(db.session, current_user, request.form.get("new_password", ""))
+        except DomainError as exc:
+            db.session.rollback()
+            errors = exc.errors or {"current_password": [exc.message]}
+            return render_template("app/password.html", errors=errors, message=exc.message), exc.status_code
+        flash("Your password was changed.", "success")
+        return redirect(url_for("core.home"))
+    return render_template("app/password.html", errors=errors)
+
+
+@bp.route("/admin/users")
+@require("users.view")
+def admin_users() -> Any:
+    users = list_users(db.session)
+    return render_template("app/users.html", users=users, roles=ROLES)
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@require("users.manage")
+def admin_user_new() -> Any:
+    if request.method == "POST":
+        try:
+            user = create_user(db.session, username=form_value("username"), full_name=form_value("full_name"),
+                               email=form_value("email") or None, password=request.form.get("password", ""),
+                               roles=request.form.getlist("roles"), must_change_password=True)
+        except DomainError as exc:
+            db.session.rollback()
+            return render_template("app/user_new.html", roles=ROLES, errors=exc.errors, message=exc.message,
+                                   form=request.form), exc.status_code
+        flash(f"User {user.username} created. They must change the password at first log-in.", "success")
+        return redirect(url_for("core.admin_user", user_id=user.id))
+    return render_template("app/user_new.html", roles=ROLES, errors={}, form={})
+
+
+@bp.route("/admin/users/<int:user_id>")
+@require("users.view")
+def admin_user(user_id: int) -> Any:
+    user = get_user(db.session, user_id)
+    return render_template("app/user.html", user=user, roles=ROLES,
+                           history=record_history("user_account", user.id))
+
+
+@bp.route("/admin/users/<int:user_id>/<action>", methods=["POST"])
+@require("users.manage")
+def admin_user_action(user_id: int, action: str) -> Any:
+    user = get_user(db.session, user_id)
+    reason = form_value("reason")
+    if action == "roles":
+        set_roles(db.session, user, request.form.getlist("roles"), reason)
+    elif action == "deactivate":
+        deactivate_user(db.session, user, reason, by=current_user)
+    elif action == "unlock":
+        unlock_user(db.session, user, reason)
+    elif action == "reset-password":
+        change_password(db.session, user, request.form.get("password", ""), reason=reason or "reset by administrator")
+        user.must_change_password = True
+    else:
+        abort(404)
+    flash("Saved.", "success")
+    return redirect(url_for("core.admin_user", user_id=user.id))
+
+
+@bp.route("/admin/roles")
+@require("users.view")
+def admin_roles() -> Any:
+    return render_template("app/roles.html", roles=ROLES, permissions=sorted(PERMISSIONS.items()))
+
+
+@bp.route("/audit")
+@require("audit.view")
+def audit_trail() -> Any:
+    try:
+        page = max(int(request.args.get("page", 1)), 1)
+    except ValueError:
+        page = 1
+    filters = {k: (request.args.get(k) or "").strip() for k in ("username", "table_name", "start", "end")}
+    try:
+        start = parse_local_datetime(filters["start"])
+        end = parse_local_datetime(filters["end"])
+    except ValidationFailed as exc:
+        flash(exc.message, "error")
+        start = end = None
+    if end is not None and len(filters["end"]) == 10:
+        end += timedelta(days=1)  # a date as the end means "to the end of that day"
+    entries, total = search_trail(db.session, username=filters["username"] or None,
+                                  table_name=filters["table_name"] or None, start=start, end=end, page=page)
+    pages = max(1, math.ceil(total / 50))
+    return render_template("app/audit.html", entries=entries, total=total, page=page, pages=pages,
+                           filters=filters)
+
+
+@bp.route("/audit/verify")
+@require("audit.view")
+def audit_verify() -> Any:
+    result = verify_chain(db.session)
+    return render_template("app/audit_verify.html", result=result)
+
+
+@bp.route("/records/<table>/<record_id>/history")
+@require("audit.record_history")
+def record_history_page(table: str, record_id: str) -> Any:
+    if not re.fullmatch(r"[a-z_]{1,80}", table):
+        abort(404)
+    entries = record_history(table, record_id)
+    return render_template("app/record_history.html", table=table, record_id=record_id, entries=entries)
+
+
+def init_app(app: Flask) -> None:
+    app.session_interface = SiteSessionInterface()
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "core.login"
+    app.before_request(_before_request)
+    app.after_request(_security_headers)
+    app.after_request(_commit_unit_of_work)  # registered last, so it runs first
+    app.teardown_appcontext(_teardown)
+    _register_error_handlers(app)
+    app.jinja_env.filters["site_time"] = site_time
+    app.jinja_env.filters["cells"] = format_cells
+    app.jinja_env.globals.update(can=lambda perm: can(current_user, perm), nav_items=NAV_ITEMS,
+                                 signatures_for=lambda rec: signatures_for(db.session, rec),
+                                 record_history=record_history, meanings=MEANINGS,
+                                 site_name=lambda: current_app.config["SITE_NAME"],
+                                 site_timezone=lambda: current_app.config["SITE_TIMEZONE"])
+    app.register_blueprint(bp)

@@ -1,0 +1,8 @@
+"""The batches domain package (see README, Architecture)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def init_app(app: Any, api: Any) -> None:
+    """Register this domain's views, API blueprints, permissions and CLI commands."""

@@ -1,0 +1,68 @@
+"""Configuration classes; every setting can be overridden from the environment."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _instance_dir() -> Path:
+    path = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key() -> str:
+    """The session secret: from the environment, else generated once and kept under instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = _instance_dir() / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+class Config:
+    """Production-shaped defaults: embedded SQLite under instance/, or PostgreSQL via DATABASE_URL."""
+
+    TESTING = False
+    DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_instance_dir() / 'nkmes.sqlite3'}"
+    SITE_NAME = os.environ.get("SITE_NAME", "NK Cell Therapy Facility")
+    SITE_TIMEZONE = os.environ.get("SITE_TIMEZONE", "UTC")
+    # Domain packages loaded by create_app; the core itself imports none of them.
+    DOMAIN_PACKAGES = [p for p in os.environ.get("DOMAIN_PACKAGES", "equipment,batches").split(",") if p]
+
+    PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 12)
+    PASSWORD_HISTORY = _int("PASSWORD_HISTORY", 5)
+    LOCKOUT_THRESHOLD = _int("LOCKOUT_THRESHOLD", 5)
+    IDLE_TIMEOUT_MINUTES = _int("IDLE_TIMEOUT_MINUTES", 15)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "auto")
+    WTF_CSRF_TIME_LIMIT = None  # the idle timeout bounds a form's life instead
+
+    API_TITLE = "NK MES API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
+    @property
+    def SECRET_KEY(self) -> str:  # noqa: N802 - Flask reads it by this name
+        return _secret_key()
+
+
+class TestConfig(Config):
+    """Used by the test suite; the database URL is set by the fixtures."""
+
+    TESTING = True
+    PASSWORD_MIN_LENGTH = 12
+    SECRET_KEY = secrets.token_hex(32)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Migrate, create demo users, start the background services, and serve the app on 127.0.0.1:5000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FLASK_APP=wsgi
+BIN=.venv/bin
+$BIN/flask db upgrade
+$BIN/flask demo-users
+if [ -f instance/demo-passwords.txt ]; then cat instance/demo-passwords.txt; fi
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+for service in $($BIN/flask services list 2>/dev/null || true); do
+  $BIN/flask services run "$service" &
+  pids+=($!)
+done
+echo "Serving on http://127.0.0.1:5000"
+$BIN/gunicorn --bind "${BIND:-127.0.0.1:5000}" --workers "${WEB_WORKERS:-2}" --threads 4 --access-logfile - wsgi:app
