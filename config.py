@@ -65,4 +65,6 @@ class TestConfig(Config):
 
     TESTING = True
     PASSWORD_MIN_LENGTH = 12
+    ARGON2_TIME_COST = 1  # cheap hashing keeps the suite fast; production uses the library defaults
+    ARGON2_MEMORY_COST = 1024
     SECRET_KEY = secrets.token_hex(32)

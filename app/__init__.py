@@ -17,8 +17,9 @@ def create_app(config_object: Any = None) -> Flask:
                 instance_path=str(__import__("config")._instance_dir()))
     app.config.from_object(config_object if config_object is not None else Config())
 
-    from app.users import configure_policy
+    from app.users import configure_hasher, configure_policy
 
+    configure_hasher(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
     configure_policy(app.config["PASSWORD_MIN_LENGTH"], app.config["PASSWORD_HISTORY"],
                      app.config["LOCKOUT_THRESHOLD"])
     db.bind_session(app.config["DATABASE_URL"])

@@ -17,6 +17,13 @@ from app.permissions import ALL_ROLES, ROLES
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
+def configure_hasher(time_cost: int | None = None, memory_cost: int | None = None) -> None:
+    """Tune Argon2id (the test suite uses cheap parameters; production keeps the library defaults)."""
+    global _hasher
+    if time_cost or memory_cost:
+        _hasher = PasswordHasher(time_cost=time_cost or 3, memory_cost=memory_cost or 65536)
+
+
 class User(Audited, Base):
     """A person with unique credentials; never deleted, and a username is never reused."""
 

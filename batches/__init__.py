@@ -1,8 +1,12 @@
-"""The batches domain package (see README, Architecture)."""
+"""The batches domain: sourcing (cord blood units), recipes and batch execution, quality, dosing."""
 from __future__ import annotations
 
 from typing import Any
 
 
 def init_app(app: Any, api: Any) -> None:
-    """Register this domain's views, API blueprints, permissions and CLI commands."""
+    """Register each part's views, API blueprints, permissions and CLI commands."""
+    from batches import execution, sourcing
+
+    sourcing.init_app(app, api)
+    execution.init_app(app, api)

@@ -1,1 +1,3 @@
 """Every model of the batches package, imported here so that Alembic and the app see them all."""
+from batches.sourcing import models as sourcing_models  # noqa: F401
+from batches.execution import models as execution_models  # noqa: F401
