@@ -108,9 +108,11 @@ DEMO_USERS = [
 ]
 
 
-@click.command("demo-users")
-def demo_users() -> None:
-    """Create demo users for every role (once) and print their passwords."""
+@click.command("demo-data")
+def demo_data() -> None:
+    """Create demo users for every role (once, printing their passwords) and each domain's demo data."""
+    from app.shell import DEMO_DATA
+
     created = []
     with acting_as(Actor(None, "cli:demo-users")):
         for username, full_name, roles in DEMO_USERS:
@@ -120,6 +122,9 @@ def demo_users() -> None:
             create_user(db.session, username=username, full_name=full_name, password=password, roles=roles)
             created.append((username, password, roles))
         db.session.commit()
+        for create in DEMO_DATA:
+            create(db.session)
+            db.session.commit()
     if not created:
         click.echo("demo users already exist (passwords were printed when they were created; "
                    "see instance/demo-passwords.txt)")
@@ -135,4 +140,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(services_cli)
     app.cli.add_command(create_admin)
-    app.cli.add_command(demo_users)
+    app.cli.add_command(demo_data)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -32,3 +32,12 @@ SERVICES: dict[str, Callable[[], None]] = {}
 
 def register_service(name: str, run: Callable[[], None]) -> None:
     SERVICES[name] = run
+
+
+# Demo data for `make run`: callables taking the session, run in order after the demo users exist.
+DEMO_DATA: list[Callable[[Any], None]] = []
+
+
+def register_demo_data(create: Callable[[Any], None]) -> None:
+    if create not in DEMO_DATA:
+        DEMO_DATA.append(create)

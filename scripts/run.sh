@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export FLASK_APP=wsgi
 BIN=.venv/bin
 $BIN/flask db upgrade
-$BIN/flask demo-users
+$BIN/flask demo-data
 if [ -f instance/demo-passwords.txt ]; then cat instance/demo-passwords.txt; fi
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
