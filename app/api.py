@@ -37,7 +37,7 @@ class UserCreateSchema(UserSchema):
 
 
 class ReasonSchema(Schema):
-    reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000, error="A reason is required (at most 2000 characters)."))
 
 
 class RolesSchema(ReasonSchema):
@@ -181,6 +181,11 @@ def init_app(app: Flask) -> Api:
                                           "with HTTP Basic (user ID and password) or the web session cookie "
                                           "plus the X-CSRFToken header."}})
     rest.spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
+    from werkzeug.exceptions import HTTPException
+
+    from app.web import handle_http_exception
+
+    app.register_error_handler(HTTPException, handle_http_exception)  # one error format for pages and API
     for blp in (me_blp, users_blp, audit_blp):
         rest.register_blueprint(blp)
     return rest

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any, Iterator
 
 from sqlalchemy import Integer, String, Text, event, func, insert, inspect, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from app.db import Base, advisory_xact_lock, utcnow
 from app.errors import Conflict, ReasonRequired
@@ -173,8 +173,10 @@ def entry_content(row: Any) -> dict[str, Any]:
 
 
 def record_key(obj: Any) -> str:
-    identity = inspect(obj).identity
-    return "/".join(str(part) for part in identity) if identity else "?"
+    """The record's primary key as text (also for a just-flushed object that has no identity key yet)."""
+    state = inspect(obj)
+    identity = state.identity or state.mapper.primary_key_from_instance(obj)
+    return "/".join(str(part) for part in identity)
 
 
 def _column_attrs(obj: Any) -> list[Any]:
@@ -200,9 +202,8 @@ def _preload_unloaded_old_values(sess: Session) -> None:
                 missing.append(attr)
         if missing:
             mapper = state.mapper
-            pk_cols = mapper.primary_key
             stmt = select(*[attr.columns[0] for attr in missing]).where(
-                *[col == val for col, val in zip(pk_cols, state.identity)]
+                *[col == val for col, val in zip(mapper.primary_key, state.identity)]
             )
             row = sess.execute(stmt).one_or_none()
             if row is not None:
@@ -275,10 +276,23 @@ def _guard_and_prepare(sess: Session, _ctx: Any, _instances: Any) -> None:
     _preload_unloaded_old_values(sess)
 
 
+@event.listens_for(Audited, "after_delete", propagate=True)
+def _collect_deleted(_mapper: Any, _connection: Any, target: Any) -> None:
+    """Every row deleted in a flush, including orphans removed by a cascade (not in session.deleted)."""
+    if isinstance(target, Voidable) and not type(target).__allow_delete__:
+        raise Conflict(
+            f"A {type(target).__name__} record is a GMP record and is never deleted; void it with a reason."
+        )
+    sess = object_session(target)
+    if sess is not None:
+        sess.info.setdefault("audit_deleted", []).append(target)
+
+
 @event.listens_for(Session, "after_flush")
 def _write_audit_entries(sess: Session, _ctx: Any) -> None:
     rows = []
-    for action, objs in (("insert", sess.new), ("update", sess.dirty), ("delete", sess.deleted)):
+    deleted = sess.info.pop("audit_deleted", [])
+    for action, objs in (("insert", sess.new), ("update", sess.dirty), ("delete", deleted)):
         for obj in objs:
             if not isinstance(obj, Audited):
                 continue

@@ -211,6 +211,16 @@ def _error_response(status: int, title: str, message: str, errors: dict | None =
                            errors=errors or {}, link=link, advice=ERROR_ADVICE.get(status, "")), status
 
 
+def handle_http_exception(exc: HTTPException) -> Any:
+    """HTTP errors as pages, or as JSON for the API with per-field messages flattened from every location."""
+    if is_api_request() and getattr(exc, "data", None):  # webargs/marshmallow validation via flask-smorest
+        errors: dict[str, Any] = {}
+        for location in exc.data.get("messages", {}).values():
+            errors.update(location if isinstance(location, dict) else {"_": location})
+        return _error_response(exc.code or 400, exc.name, "Please correct the highlighted fields.", errors)
+    return _error_response(exc.code or 500, exc.name, exc.description if exc.code != 500 else ERROR_ADVICE[500])
+
+
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError) -> Any:
@@ -237,15 +247,7 @@ def _register_error_handlers(app: Flask) -> None:
         current_app.logger.exception("database error")
         return _error_response(503, "Database unavailable", ERROR_ADVICE[503])
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Any:
-        if is_api_request() and getattr(exc, "data", None):  # flask-smorest / webargs validation
-            messages = exc.data.get("messages", {})
-            errors = {}
-            for location in messages.values():
-                errors.update(location if isinstance(location, dict) else {"_": location})
-            return _error_response(exc.code or 400, exc.name, "Please correct the highlighted fields.", errors)
-        return _error_response(exc.code or 500, exc.name, exc.description if exc.code != 500 else ERROR_ADVICE[500])
+    app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
@@ -339,7 +341,9 @@ def account_password() -> Any:
             change_password(db.session, current_user, request.form.get("new_password", ""))
         except DomainError as exc:
             db.session.rollback()
-            errors = exc.errors or {"current_password": [exc.message]}
+            errors = dict(exc.errors) or {"current_password": [exc.message]}
+            if "password" in errors:
+                errors["new_password"] = errors.pop("password")
             return render_template("app/password.html", errors=errors, message=exc.message), exc.status_code
         flash("Your password was changed.", "success")
         return redirect(url_for("core.home"))
@@ -364,10 +368,10 @@ def admin_user_new() -> Any:
         except DomainError as exc:
             db.session.rollback()
             return render_template("app/user_new.html", roles=ROLES, errors=exc.errors, message=exc.message,
-                                   form=request.form), exc.status_code
+                                   form=request.form, selected_roles=request.form.getlist("roles")), exc.status_code
         flash(f"User {user.username} created. They must change the password at first log-in.", "success")
         return redirect(url_for("core.admin_user", user_id=user.id))
-    return render_template("app/user_new.html", roles=ROLES, errors={}, form={})
+    return render_template("app/user_new.html", roles=ROLES, errors={}, form={}, selected_roles=[])
 
 
 @bp.route("/admin/users/<int:user_id>")

@@ -28,9 +28,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="database backend(s) to run database tests on (default: both)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run this test only on the named database backends")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("--db") or list(BACKENDS)
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            chosen = [b for b in chosen if b in marker.args]
         metafunc.parametrize("backend", chosen, indirect=True, scope="session")
 
 

@@ -1,0 +1,210 @@
+"""Audit trail: capture of insert/update/delete, append-only triggers, hash chain verification."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app import db
+from app.audit import (
+    GENESIS_HASH,
+    Actor,
+    AuditEntry,
+    acting_as,
+    audit_reason,
+    history_for,
+    verify_chain,
+    void_record,
+)
+from app.cli import upgrade_database
+from app.errors import Conflict, ReasonRequired
+from app.users import User, create_user, set_roles
+from tests.app.sample import SampleRecord
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture()
+def sample_table(db_session):
+    SampleRecord.__table__.create(db_session.connection())
+    db_session.commit()
+    return SampleRecord
+
+
+def changes(entry: AuditEntry) -> dict:
+    return {key: (old, new) for key, old, new in entry.change_list}
+
+
+def test_insert_is_audited_with_new_values_and_secret_redacted(db_session, make_user):
+    with acting_as(Actor(7, "admin-7")):
+        user = make_user("operator", username="ivy", full_name="Ivy Insert")
+    [entry] = [e for e in history_for(db_session, "user_account", user.id) if e.action == "insert"]
+    assert entry.actor_username == "admin-7" and entry.actor_id == 7
+    values = changes(entry)
+    assert values["username"] == (None, "ivy")
+    assert values["full_name"] == (None, "Ivy Insert")
+    assert values["password_hash"] == (None, "<redacted>")
+    assert entry.occurred_at.tzinfo is not None
+
+
+def test_update_is_audited_with_old_and_new_values_and_reason(db_session, make_user):
+    user = make_user("operator", full_name="Before Name")
+    with audit_reason(db_session, "name corrected after marriage"):
+        user.full_name = "After Name"
+    db_session.commit()
+    entry = history_for(db_session, "user_account", user.id)[-1]
+    assert entry.action == "update"
+    assert changes(entry) == {"full_name": ("Before Name", "After Name")}
+    assert entry.reason == "name corrected after marriage"
+
+
+def test_update_of_an_attribute_never_loaded_still_records_the_old_value(db_session, make_user):
+    user = make_user("operator", full_name="Stored Name")
+    db_session.expire(user, ["full_name"])
+    user.full_name = "New Name"
+    db_session.commit()
+    entry = history_for(db_session, "user_account", user.id)[-1]
+    assert changes(entry)["full_name"] == ("Stored Name", "New Name")
+
+
+def test_delete_is_audited_with_old_values(db_session, make_user):
+    user = make_user("operator", "qa")
+    qa_link = next(r for r in user.roles if r.role == "qa")
+    set_roles(db_session, user, ["operator"], reason="moved out of QA")
+    db_session.commit()
+    [entry] = [e for e in history_for(db_session, "user_role", qa_link.id) if e.action == "delete"]
+    assert changes(entry)["role"] == ("qa", None)
+    assert entry.reason == "moved out of QA"
+
+
+def test_voidable_record_cannot_be_deleted_only_voided(db_session, sample_table):
+    record = SampleRecord(name="n", value="1")
+    db_session.add(record)
+    db_session.commit()
+    db_session.delete(record)
+    with pytest.raises(Conflict, match="never deleted"):
+        db_session.flush()
+    db_session.rollback()
+    record = db_session.get(SampleRecord, record.id)
+    with pytest.raises(ReasonRequired):
+        void_record(db_session, record, "  ")
+    void_record(db_session, record, "entered on the wrong record")
+    db_session.commit()
+    entry = history_for(db_session, "test_sample_record", record.id)[-1]
+    assert entry.reason == "entered on the wrong record"
+    assert changes(entry)["void_reason"] == (None, "entered on the wrong record")
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_entry SET reason = 'edited'", "DELETE FROM audit_entry"])
+def test_raw_update_and_delete_on_the_audit_table_are_refused(db_session, make_user, statement):
+    make_user("operator")
+    before = db_session.execute(select(AuditEntry.id, AuditEntry.reason)).all()
+    assert before
+    nested = db_session.begin_nested()
+    with pytest.raises(DBAPIError, match="append-only"):
+        db_session.execute(text(statement))
+    nested.rollback()
+    assert db_session.execute(select(AuditEntry.id, AuditEntry.reason)).all() == before
+
+
+@pytest.mark.backends("postgresql")  # SQLite has no TRUNCATE
+def test_truncate_on_the_audit_table_is_refused_on_postgresql(db_session, make_user):
+    make_user("operator")
+    nested = db_session.begin_nested()
+    with pytest.raises(DBAPIError, match="append-only"):
+        db_session.execute(text("TRUNCATE audit_entry"))
+    nested.rollback()
+    assert db_session.execute(select(AuditEntry.id)).first() is not None
+
+
+def _drop_triggers(db_session, backend):
+    if backend == "postgresql":
+        db_session.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER USER"))
+    else:
+        db_session.execute(text("DROP TRIGGER audit_entry_no_update"))
+        db_session.execute(text("DROP TRIGGER audit_entry_no_delete"))
+
+
+def test_chain_links_every_entry_to_its_predecessor(db_session, make_user):
+    make_user("operator")
+    make_user("qa")
+    entries = db_session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
+    assert entries[0].prev_hash == GENESIS_HASH
+    for before, after in zip(entries, entries[1:]):
+        assert after.prev_hash == before.entry_hash
+    result = verify_chain(db_session)
+    assert result.ok and result.checked == len(entries)
+
+
+def test_hand_edited_entry_is_detected_by_verify(app, db_session, make_user, backend):
+    for role in ("operator", "qa", "admin"):
+        make_user(role)
+    ids = db_session.execute(select(AuditEntry.id).order_by(AuditEntry.id)).scalars().all()
+    target = ids[len(ids) // 2]
+    _drop_triggers(db_session, backend)
+    db_session.execute(text("UPDATE audit_entry SET actor_username = 'someone-else' WHERE id = :i"), {"i": target})
+    db_session.commit()
+    result = verify_chain(db_session)
+    assert not result.ok
+    assert result.broken_id == target
+    assert "edited" in result.problem
+
+    runner = app.test_cli_runner()
+    outcome = runner.invoke(args=["audit", "verify"])
+    assert outcome.exit_code == 1
+    assert f"BROKEN at entry {target}" in outcome.output
+
+
+def test_removed_entry_is_detected_by_verify(db_session, make_user, backend):
+    for role in ("operator", "qa", "admin"):
+        make_user(role)
+    ids = db_session.execute(select(AuditEntry.id).order_by(AuditEntry.id)).scalars().all()
+    _drop_triggers(db_session, backend)
+    db_session.execute(text("DELETE FROM audit_entry WHERE id = :i"), {"i": ids[2]})
+    db_session.commit()
+    result = verify_chain(db_session)
+    assert not result.ok and result.broken_id == ids[3]
+    assert "link" in result.problem
+
+
+def test_verify_command_reports_an_intact_chain(app, db_session, make_user):
+    make_user("operator")
+    outcome = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "intact" in outcome.output
+
+
+def test_concurrent_writers_cannot_fork_the_chain(backend, fresh_database_url):
+    url = fresh_database_url(backend)
+    upgrade_database(url)
+    engine = db.make_engine(url)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(5):
+                with Session(engine) as sess, acting_as(Actor(None, f"writer-{n}")):
+                    create_user(sess, username=f"w{n}x{i}", full_name=f"Writer {n}", password=PASSWORD,
+                                roles=["operator"])
+                    sess.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with Session(engine) as sess:
+        result = verify_chain(sess)
+        users = sess.execute(select(User)).scalars().all()
+        per_user = {json.loads(e.changes)["username"][1] for e in sess.execute(
+            select(AuditEntry).where(AuditEntry.table_name == "user_account", AuditEntry.action == "insert")).scalars()}
+    engine.dispose()
+    assert len(users) == 20
+    assert len(per_user) == 20
+    assert result.ok, result
