@@ -125,13 +125,13 @@ def demo_data() -> None:
         for create in DEMO_DATA:
             create(db.session)
             db.session.commit()
+    kept = Path(current_app.instance_path) / "demo-passwords.txt"
     if not created:
-        click.echo("demo users already exist (passwords were printed when they were created; "
-                   "see instance/demo-passwords.txt)")
+        click.echo(kept.read_text() if kept.exists() else "demo users already exist")
         return
     lines = [f"  {u:<11} {p:<24} {', '.join(r)}" for u, p, r in created]
     text = "Demo users (user ID, password, roles):\n" + "\n".join(lines)
-    (Path(current_app.instance_path) / "demo-passwords.txt").write_text(text + "\n")
+    kept.write_text(text + "\n")
     click.echo(text)
 
 

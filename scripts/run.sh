@@ -6,7 +6,6 @@ export FLASK_APP=wsgi
 BIN=.venv/bin
 $BIN/flask db upgrade
 $BIN/flask demo-data
-if [ -f instance/demo-passwords.txt ]; then cat instance/demo-passwords.txt; fi
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
@@ -14,5 +13,5 @@ for service in $($BIN/flask services list 2>/dev/null || true); do
   $BIN/flask services run "$service" &
   pids+=($!)
 done
-echo "Serving on http://127.0.0.1:5000"
+echo "Serving on http://${BIND:-127.0.0.1:5000}"
 $BIN/gunicorn --bind "${BIND:-127.0.0.1:5000}" --workers "${WEB_WORKERS:-2}" --threads 4 --access-logfile - wsgi:app
