@@ -20,10 +20,13 @@ install: $(STAMP)
 postgres:
 	@scripts/ensure-postgres.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 run: install
 	scripts/run.sh
 
-test: install postgres
+test: install postgres chromium
 	$(BIN)/pytest
 
 clean:
