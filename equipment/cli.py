@@ -1,0 +1,69 @@
+"""`flask equipment ...`: run the collector or the simulator, and command the simulator."""
+from __future__ import annotations
+
+import asyncio
+
+import click
+from flask.cli import AppGroup
+
+equipment_cli = AppGroup("equipment", help="Equipment telemetry: OPC UA collector and simulator.")
+
+
+@equipment_cli.command("collector")
+@click.option("--assets", default=None, help="Comma-separated asset codes (default: all connected).")
+@click.option("--publishing-ms", default=500.0, show_default=True)
+def collector(assets: str | None, publishing_ms: float) -> None:
+    """Run the OPC UA collector until stopped (database from DATABASE_URL, like the app)."""
+    from flask import current_app
+
+    from equipment.opcua.collector import main
+
+    args = ["--database-url", current_app.config["DATABASE_URL"], "--publishing-ms", str(publishing_ms)]
+    if assets:
+        args += ["--assets", assets]
+    main(args)
+
+
+@equipment_cli.command("simulator")
+def simulator() -> None:
+    """Run the OPC UA equipment simulator (OPCUA_SIM_HOST, OPCUA_SIM_PORT)."""
+    from equipment.opcua.simulator import run_service
+
+    run_service()
+
+
+async def _call_simulator(method: str, *args: object) -> object:
+    from asyncua import Client, ua
+
+    from equipment.opcua.simulator import NAMESPACE_URI, env_endpoint
+
+    async with Client(env_endpoint(), timeout=5) as client:
+        idx = await client.get_namespace_index(NAMESPACE_URI)
+        control = client.get_node(ua.NodeId("Simulator", idx))
+        return await control.call_method(ua.NodeId(f"Simulator.{method}", idx), *args)
+
+
+@equipment_cli.command("inject")
+@click.argument("variable")
+@click.argument("value", type=float)
+@click.option("--seconds", default=900.0, show_default=True)
+def inject(variable: str, value: float, seconds: float) -> None:
+    """Hold a simulated VARIABLE (e.g. CO2-INC-01.Temperature) at VALUE for a while."""
+    ok = asyncio.run(_call_simulator("InjectExcursion", variable, value, seconds))
+    click.echo("excursion injected" if ok else f"unknown variable {variable}")
+
+
+@equipment_cli.command("freeze")
+@click.argument("variable")
+@click.option("--release", is_flag=True, help="Let the value move again.")
+def freeze(variable: str, release: bool) -> None:
+    """Freeze a simulated VARIABLE at its current value (a stuck sensor)."""
+    ok = asyncio.run(_call_simulator("Freeze", variable, not release))
+    click.echo(("released" if release else "frozen") if ok else f"unknown variable {variable}")
+
+
+@equipment_cli.command("drop-connections")
+def drop_connections() -> None:
+    """Make the simulator close every client connection."""
+    count = asyncio.run(_call_simulator("DropConnections"))
+    click.echo(f"closed {count} connection(s)")

@@ -1,0 +1,1 @@
+"""OPC UA: the collector, the simulator, address-space browsing and the application's security."""

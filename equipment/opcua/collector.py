@@ -1,0 +1,456 @@
+"""The OPC UA collector: a long-running process that subscribes to every asset's tags and hands what it
+receives to the database writer.
+
+- asyncua subscriptions (not polling), one client per endpoint, reconnecting after any loss;
+- the event loop never waits on the database: notifications go to a queue that the writer thread
+  drains in batches, one transaction each, spooling to disk while the database is unavailable;
+- gaps: a lost connection, a server restart (ServerStatus.StartTime changed), a missed notification
+  sequence number, a stale subscription, bad-quality values, and the collector's own downtime;
+- only one collector writes for an asset: a PostgreSQL advisory lock, or a file lock beside SQLite.
+
+Run it with ``flask equipment collector`` or ``python -m equipment.opcua.collector``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.db import lock_key, make_engine, utcnow
+from equipment.models import Asset, Tag
+from equipment.opcua.writer import TelemetryWriter
+from equipment.telemetry import GapEvent, SampleIn, last_sample_us, to_us
+
+log = logging.getLogger("equipment.collector")
+
+
+@dataclass(frozen=True)
+class TagPoint:
+    tag_id: int
+    asset_id: int
+    node_id: str
+
+
+@dataclass
+class EndpointConfig:
+    """The tags one client reads: everything behind one endpoint with the same security and user."""
+
+    url: str
+    security_policy: str
+    security_mode: str
+    username: str | None
+    password: str | None
+    asset_ids: set[int] = field(default_factory=set)
+    tags: list[TagPoint] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        return (self.url, self.security_policy, self.security_mode, self.username)
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        return (self.key, self.password, tuple(sorted((t.tag_id, t.node_id) for t in self.tags)))
+
+
+def load_endpoints(sess: Session, asset_ids: set[int] | None = None) -> dict[tuple, EndpointConfig]:
+    """Group the active tags of connected assets by endpoint."""
+    from equipment.opcua.security import password_for
+
+    endpoints: dict[tuple, EndpointConfig] = {}
+    assets = sess.execute(select(Asset).where(Asset.endpoint_url.is_not(None))).scalars()
+    for asset in assets:
+        if asset_ids is not None and asset.id not in asset_ids:
+            continue
+        tags = [t for t in sess.execute(select(Tag).where(Tag.asset_id == asset.id, Tag.active.is_(True))
+                                        .order_by(Tag.id)).scalars()]
+        if not tags:
+            continue
+        config = EndpointConfig(asset.endpoint_url, asset.security_policy, asset.security_mode, asset.opc_username,
+                                password_for(asset.code, asset.opc_password_encrypted) if asset.opc_username else None)
+        config = endpoints.setdefault(config.key, config)
+        config.asset_ids.add(asset.id)
+        config.tags.extend(TagPoint(t.id, asset.id, t.node_id) for t in tags)
+    return endpoints
+
+
+class AssetLocks:
+    """Only one collector writes for an asset: advisory locks on PostgreSQL, file locks on SQLite."""
+
+    def __init__(self, database_url: str, engine: Any):
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._files: dict[int, int] = {}
+        self._conn: Any = None
+        if not self.postgres:
+            database = engine.url.database or "memory"
+            self.directory = Path(database).resolve().parent if database not in ("", ":memory:") else Path(".")
+
+    def acquire(self, asset_id: int) -> bool:
+        if asset_id in self._files or (self.postgres and self._held(asset_id)):
+            return True
+        if self.postgres:
+            if self._conn is None:
+                self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                     {"k": lock_key(f"equipment-collector-asset-{asset_id}")}).scalar_one()
+            if got:
+                self._files[asset_id] = -1
+            return bool(got)
+        name = Path(self.engine.url.database or "nkmes").name
+        path = self.directory / f".{name}.collector-asset-{asset_id}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._files[asset_id] = fd
+        return True
+
+    def _held(self, asset_id: int) -> bool:
+        return asset_id in self._files
+
+    def release_all(self) -> None:
+        for fd in self._files.values():
+            if fd >= 0:
+                os.close(fd)
+        self._files.clear()
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            finally:
+                self._conn.invalidate()  # never hand a connection that held locks back to the pool
+                self._conn.close()
+                self._conn = None
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _datetime_us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # asyncua decodes OPC UA DateTime as naive UTC
+        from datetime import timezone
+
+        value = value.replace(tzinfo=timezone.utc)
+    return to_us(value)
+
+
+class StaleSubscription(ConnectionError):
+    """No notification or keep-alive within the stale limit: resubscribe on a new connection."""
+
+
+class EndpointSession:
+    """One OPC UA client: connect, subscribe, watch, and on any loss record a gap and reconnect."""
+
+    def __init__(self, config: EndpointConfig, writer: TelemetryWriter, *, publishing_interval_ms: float,
+                 reconnect_delay: float, stale_after: float, connect_timeout: float):
+        self.config = config
+        self.writer = writer
+        self.publishing_interval_ms = publishing_interval_ms
+        self.reconnect_delay = reconnect_delay
+        self.stale_after = stale_after
+        self.connect_timeout = connect_timeout
+        self.by_node: dict[str, list[TagPoint]] = {}
+        for tag in config.tags:
+            self.by_node.setdefault(tag.node_id, []).append(tag)
+        self.server_started: datetime | None = None
+        self.connected = False
+        self.connections = 0
+        self.last_publish = time.monotonic()
+        self.last_sequence: int | None = None
+        self.resumed = False
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _gap(self, cause: str, detail: str, action: str = "open") -> None:
+        now = to_us(utcnow())
+        for asset_id in sorted(self.config.asset_ids):
+            self.writer.submit(GapEvent(asset_id, cause, now, detail, None, action))
+
+    # --- notifications (event loop; only hands items to the writer's queue) -----------------------
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        points = self.by_node.get(node.nodeid.to_string())
+        if not points:
+            return
+        if not self.resumed:
+            # monitoring is assured again from now: close open gaps at the time data came back, since
+            # the first values after a subscribe may carry old source timestamps
+            self.resumed = True
+            self._gap("connection_lost", "data received", action="close")
+        dv = data.monitored_item.Value
+        status = dv.StatusCode.value if dv.StatusCode is not None else 0
+        server_us = _datetime_us(dv.ServerTimestamp)
+        source_us = _datetime_us(dv.SourceTimestamp) or server_us or to_us(utcnow())
+        for point in points:
+            self.writer.submit(SampleIn(point.tag_id, source_us, server_us, _as_float(val), status))
+
+    def status_change_notification(self, status: Any) -> None:
+        from asyncua import ua
+
+        code = getattr(status, "Status", status)
+        if getattr(code, "value", None) == ua.StatusCodes.BadShutdown:
+            return  # the connection itself was lost: recorded as connection_lost by the reconnect loop
+        self._gap("stale_subscription", f"subscription status {code}")
+
+    def on_publish(self, message: Any) -> None:
+        """Check the notification sequence: a missed number is a gap (replayed data is not duplicated)."""
+        self.last_publish = time.monotonic()
+        sequence = message.SequenceNumber
+        has_data = bool(message.NotificationData)
+        if self.last_sequence is not None:
+            expected = self.last_sequence + 1
+            if sequence > expected:
+                self._gap("missed_sequence", f"notifications {expected} to {sequence - 1} not received")
+        if has_data:
+            self.last_sequence = sequence
+        elif self.last_sequence is not None and sequence > self.last_sequence + 1:
+            self.last_sequence = sequence - 1
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure of the connection: record it, then reconnect
+                if self._stop.is_set():
+                    break
+                log.warning("OPC UA %s: %s", self.config.url, exc or type(exc).__name__)
+                if not isinstance(exc, StaleSubscription):  # that gap is already recorded with its cause
+                    self._gap("connection_lost", f"{self.config.url}: {type(exc).__name__} {exc}".strip())
+            self.connected = False
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.reconnect_delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _session(self) -> None:
+        from asyncua import Client, ua
+        from asyncua.common.subscription import Subscription
+
+        from equipment.opcua.security import apply_security
+
+        session = self
+
+        class SequencedSubscription(Subscription):
+            async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+                session.on_publish(publish_result.NotificationMessage)
+                await super().publish_callback(publish_result)
+
+        client = Client(self.config.url, timeout=self.connect_timeout,
+                        watchdog_intervall=max(self.publishing_interval_ms / 1000, 0.2))
+        await apply_security(client, self.config.security_policy, self.config.security_mode)
+        if self.config.username:
+            client.set_user(self.config.username)
+            client.set_password(self.config.password or "")
+        await asyncio.wait_for(client.connect(), self.connect_timeout * 2)
+        try:
+            started = await client.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime)).read_value()
+            if self.server_started is not None and started != self.server_started:
+                self._gap("server_restart", f"server restarted at {started.isoformat()}Z", action="cause")
+            self.server_started = started
+            params = ua.CreateSubscriptionParameters(
+                RequestedPublishingInterval=self.publishing_interval_ms, RequestedLifetimeCount=10000,
+                # keep-alives at a quarter of the stale limit, so a silent but healthy server is not stale
+                RequestedMaxKeepAliveCount=max(1, math.ceil(self.stale_after * 250 / self.publishing_interval_ms)),
+                MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0)
+            subscription = SequencedSubscription(client.uaclient, params, self)
+            await subscription.init()
+            self.last_sequence = None
+            self.resumed = False
+            nodes = [client.get_node(node_id) for node_id in self.by_node]
+            results = await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=0)
+            for node, outcome in zip(nodes, results if isinstance(results, list) else [results]):
+                if isinstance(outcome, ua.StatusCode):
+                    log.warning("cannot subscribe to %s: %s", node.nodeid.to_string(), outcome)
+            self.connected = True
+            self.connections += 1
+            self.last_publish = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), min(0.25, self.stale_after / 4))
+                except asyncio.TimeoutError:
+                    pass
+                await client.check_connection()
+                if time.monotonic() - self.last_publish > self.stale_after:
+                    self._gap("stale_subscription", f"no notification or keep-alive for {self.stale_after:.0f} s")
+                    raise StaleSubscription("subscription stale")
+        finally:
+            self.connected = False
+            try:
+                await asyncio.wait_for(client.disconnect(), 2)
+            except Exception:  # the connection is already gone; nothing to close politely
+                client.disconnect_socket()
+
+
+class Collector:
+    """Loads the connected assets, takes their locks, runs one EndpointSession per endpoint."""
+
+    def __init__(self, database_url: str, *, spool_path: str | Path, asset_codes: list[str] | None = None,
+                 publishing_interval_ms: float = 500, reconnect_delay: float = 2.0, stale_after: float | None = None,
+                 connect_timeout: float = 4.0, reload_interval: float = 30.0, writer_options: dict | None = None):
+        self.database_url = database_url
+        self.engine = make_engine(database_url)
+        self.asset_codes = [c.upper() for c in asset_codes] if asset_codes else None
+        self.publishing_interval_ms = publishing_interval_ms
+        self.reconnect_delay = reconnect_delay
+        self.stale_after = stale_after or max(10.0, publishing_interval_ms / 1000 * 20)
+        self.connect_timeout = connect_timeout
+        self.reload_interval = reload_interval
+        self.writer = TelemetryWriter(database_url, spool_path, **(writer_options or {}))
+        self.locks = AssetLocks(database_url, self.engine)
+        self.sessions: dict[tuple, tuple[EndpointSession, asyncio.Task]] = {}
+        self.locked_assets: set[int] = set()
+        self.refused_assets: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
+
+    def _load(self) -> dict[tuple, EndpointConfig]:
+        """Read the configuration (in a worker thread), taking the lock of each newly seen asset."""
+        with Session(self.engine) as sess:
+            wanted: set[int] | None = None
+            if self.asset_codes is not None:
+                wanted = set(sess.execute(select(Asset.id).where(Asset.code.in_(self.asset_codes))).scalars())
+            endpoints = load_endpoints(sess, wanted)
+            for config in endpoints.values():
+                for asset_id in list(config.asset_ids):
+                    if asset_id in self.locked_assets:
+                        continue
+                    if not self.locks.acquire(asset_id):
+                        if asset_id not in self.refused_assets:
+                            log.warning("asset %s is collected by another collector; skipped", asset_id)
+                        self.refused_assets.add(asset_id)
+                        continue
+                    self.locked_assets.add(asset_id)
+                    self.refused_assets.discard(asset_id)
+                    self._announce_restart(sess, asset_id)
+                config.asset_ids &= self.locked_assets
+                config.tags = [t for t in config.tags if t.asset_id in self.locked_assets]
+            return {k: c for k, c in endpoints.items() if c.tags}
+
+    def _announce_restart(self, sess: Session, asset_id: int) -> None:
+        """Whatever arrived after the last stored sample and before now was not collected: a gap."""
+        last = last_sample_us(sess, asset_id)
+        if last is not None:
+            self.writer.submit(GapEvent(asset_id, "collector_restart", last + 1,
+                                        "collector started; values after the last stored sample were not collected"))
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.writer.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    endpoints = await asyncio.to_thread(self._load)
+                except Exception as exc:  # the database is down at start or reload: keep what runs
+                    log.warning("cannot read equipment configuration: %s", exc)
+                    endpoints = None
+                if endpoints is not None:
+                    self._apply(endpoints)
+                self.ready.set()
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self.reload_interval)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for session, task in self.sessions.values():
+                session.stop()
+            for _session, task in self.sessions.values():
+                task.cancel()
+            await asyncio.gather(*(t for _s, t in self.sessions.values()), return_exceptions=True)
+            await asyncio.to_thread(self.writer.stop)
+            self.locks.release_all()
+            self.engine.dispose()
+
+    def _apply(self, endpoints: dict[tuple, EndpointConfig]) -> None:
+        for key in list(self.sessions):
+            session, task = self.sessions[key]
+            if key not in endpoints or endpoints[key].signature != session.config.signature:
+                session.stop()
+                task.cancel()
+                del self.sessions[key]
+        for key, config in endpoints.items():
+            if key in self.sessions:
+                continue
+            session = EndpointSession(config, self.writer, publishing_interval_ms=self.publishing_interval_ms,
+                                      reconnect_delay=self.reconnect_delay, stale_after=self.stale_after,
+                                      connect_timeout=self.connect_timeout)
+            self.sessions[key] = (session, asyncio.create_task(session.run()))
+
+    # --- running in a thread (tests, services) -------------------------------------------------
+    def start_in_thread(self) -> "Collector":
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.run()), name="opcua-collector", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sessions) and all(s.connected for s, _t in self.sessions.values())
+
+
+def default_spool_path(database_url: str) -> Path:
+    from config import _instance_dir
+
+    return Path(os.environ.get("COLLECTOR_SPOOL") or _instance_dir() / "collector-spool.sqlite3")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry: run the collector until interrupted."""
+    from config import Config
+
+    parser = argparse.ArgumentParser(description="NK MES OPC UA collector")
+    parser.add_argument("--database-url", default=Config.DATABASE_URL)
+    parser.add_argument("--spool", default=None, help="spool file (default instance/collector-spool.sqlite3)")
+    parser.add_argument("--assets", default=None, help="comma-separated asset codes (default: all connected)")
+    parser.add_argument("--publishing-ms", type=float, default=float(os.environ.get("COLLECTOR_PUBLISHING_MS", 500)))
+    parser.add_argument("--reconnect-delay", type=float, default=float(os.environ.get("COLLECTOR_RECONNECT_S", 2)))
+    parser.add_argument("--reload-interval", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    collector = Collector(args.database_url, spool_path=args.spool or default_spool_path(args.database_url),
+                          asset_codes=args.assets.split(",") if args.assets else None,
+                          publishing_interval_ms=args.publishing_ms, reconnect_delay=args.reconnect_delay,
+                          reload_interval=args.reload_interval)
+    try:
+        asyncio.run(collector.run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A durable local spool: items wait here, in order, while the database cannot take them.
+
+A small SQLite file of its own (synchronous=FULL), so that a database outage or a crash of the
+collector loses nothing that reached it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from equipment.telemetry import GapEvent, SampleIn
+
+
+def encode(item: SampleIn | GapEvent) -> str:
+    if isinstance(item, SampleIn):
+        return json.dumps(["s", item.tag_id, item.source_us, item.server_us, item.value, item.status_code])
+    return json.dumps(["g", item.asset_id, item.cause, item.at_us, item.detail, item.tag_id, item.action])
+
+
+def decode(payload: str) -> SampleIn | GapEvent:
+    data = json.loads(payload)
+    if data[0] == "s":
+        return SampleIn(*data[1:])
+    return GapEvent(*data[1:])
+
+
+class Spool:
+    """An append-only queue on disk; items are removed only after the database committed them."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)")
+
+    def append(self, items: list[SampleIn | GapEvent]) -> None:
+        if not items:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("INSERT INTO spool (payload) VALUES (?)", [(encode(i),) for i in items])
+            self._conn.execute("COMMIT")
+
+    def peek(self, limit: int) -> list[tuple[int, SampleIn | GapEvent]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT seq, payload FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [(seq, decode(payload)) for seq, payload in rows]
+
+    def remove_through(self, seq: int) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,240 @@
+"""Tablet pages: equipment list with live state, asset page (chart, alarms, gaps, calibration, usage,
+tags), registration, address-space browsing, alarm acknowledge and shelving."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from app import db
+from app.db import utcnow
+from app.errors import DomainError, ValidationFailed
+from app.permissions import require
+from app.web import form_value, parse_local_datetime, safe_next, site_zone
+from equipment import operations as ops
+from equipment.chart import render_svg
+from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES, Tag
+
+bp = Blueprint("equipment", __name__, url_prefix="/equipment", static_folder="static",
+               static_url_path="/static")
+
+RANGES = {"1h": timedelta(hours=1), "8h": timedelta(hours=8), "24h": timedelta(days=1), "7d": timedelta(days=7),
+          "14d": timedelta(days=14)}
+
+
+def _asset_state(asset: Any) -> dict[str, Any]:
+    sess = db.session
+    return {
+        "asset": asset,
+        "readings": ops.latest_readings(sess, asset.id),
+        "alarms": ops.alarms_needing_attention(sess, asset.id),
+        "gaps": ops.open_gaps(sess, asset.id),
+        "calibration": ops.service_status(sess, asset, "calibration"),
+        "usability": ops.check_asset_usable(sess, asset.code),
+    }
+
+
+@bp.route("/")
+@require("equipment.view")
+def equipment_list() -> Any:
+    states = [_asset_state(a) for a in ops.list_assets(db.session)]
+    return render_template("equipment/list.html", states=states)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@require("equipment.manage")
+def asset_new() -> Any:
+    form: dict[str, Any] = {"security_policy": "None", "security_mode": "None"}
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            asset = ops.create_asset(db.session, code=form_value("code"), name=form_value("name"),
+                                     asset_type=form_value("asset_type"), location=form_value("location"),
+                                     endpoint_url=form_value("endpoint_url"),
+                                     security_policy=form_value("security_policy", "None"),
+                                     security_mode=form_value("security_mode", "None"),
+                                     opc_username=form_value("opc_username"),
+                                     opc_password=request.form.get("opc_password") or None)
+        except DomainError as exc:
+            db.session.rollback()
+            return render_template("equipment/new.html", form=form, errors=exc.errors, message=exc.message,
+                                   **_choices()), exc.status_code
+        flash(f"{asset.code} registered. Record its calibration before it can be used.", "success")
+        return redirect(url_for("equipment.asset_page", asset_id=asset.id))
+    return render_template("equipment/new.html", form=form, errors={}, message=None, **_choices())
+
+
+def _choices() -> dict[str, Any]:
+    return {"asset_types": list(ASSET_TYPES.items()), "statuses": list(ASSET_STATUSES.items()),
+            "policies": [(p, p) for p in SECURITY_POLICIES], "modes": [(m, m) for m in SECURITY_MODES]}
+
+
+def _window() -> tuple[Any, Any, str]:
+    """The chart window from the query: a preset range, or typed start and end in the site zone."""
+    chosen = request.args.get("range", "24h")
+    end = utcnow()
+    try:
+        typed_start = parse_local_datetime(request.args.get("start"))
+        typed_end = parse_local_datetime(request.args.get("end"))
+    except ValidationFailed as exc:
+        flash(exc.message, "error")
+        typed_start = typed_end = None
+    if typed_start and typed_end and typed_end > typed_start:
+        return typed_start, typed_end, "custom"
+    if chosen not in RANGES:
+        chosen = "24h"
+    return end - RANGES[chosen], end, chosen
+
+
+@bp.route("/<int:asset_id>")
+@require("equipment.view")
+def asset_page(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    state = _asset_state(asset)
+    start, end, chosen = _window()
+    tags = list(asset.tags)
+    tag_id = request.args.get("tag", type=int) or (tags[0].id if tags else None)
+    return render_template(
+        "equipment/asset.html", **state, tags=tags, tag_id=tag_id, start=start, end=end, chosen=chosen,
+        ranges=list(RANGES), window_alarms=ops.alarms_in_window(db.session, asset.id, start, end),
+        window_gaps=ops.gaps_in_window(db.session, asset.id, start, end),
+        recent_alarms=ops.recent_alarms(db.session, asset.id, 20),
+        services=sorted(asset.service_records, key=lambda r: r.performed_on, reverse=True),
+        maintenance=ops.service_status(db.session, asset, "maintenance"),
+        usages=ops.usage_log(db.session, asset.id), statuses=list(ASSET_STATUSES.items()),
+        max_shelve=ops.MAX_SHELVE_MINUTES, chart_args={"start": start.isoformat(), "end": end.isoformat()},
+    )
+
+
+@bp.route("/<int:asset_id>/chart.svg")
+@require("equipment.view")
+def chart_svg(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    tag = ops.get_tag(db.session, request.args.get("tag", type=int) or 0)
+    if tag.asset_id != asset.id:
+        raise ValidationFailed("That parameter belongs to other equipment.")
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(request.args.get("start", ""))
+        end = datetime.fromisoformat(request.args.get("end", ""))
+    except ValueError:
+        end = utcnow()
+        start = end - RANGES["24h"]
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        end = utcnow()
+        start = end - RANGES["24h"]
+    points = ops.chart_series(db.session, tag.id, start, end, max_points=600)
+    gaps = [(g.started_at, g.ended_at) for g in ops.gaps_in_window(db.session, asset.id, start, end)
+            if g.tag_id in (None, tag.id)]
+    alarms = [(a.raised_at, a.cleared_at) for a in ops.alarms_in_window(db.session, asset.id, start, end)
+              if a.tag_id == tag.id]
+    svg = render_svg(points, start, end, title=f"{asset.code} {tag.parameter}", unit=tag.unit,
+                     low=tag.low_limit, high=tag.high_limit, gaps=gaps, alarms=alarms, zone=site_zone(),
+                     bucket_hint_s=(end - start).total_seconds() / 600 if points else None)
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.route("/<int:asset_id>/status", methods=["POST"])
+@require("equipment.status")
+def asset_status(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    ops.set_asset_status(db.session, asset, form_value("status"), form_value("reason"))
+    flash(f"{asset.code} is now {asset.status_label.lower()}.", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=asset.id))
+
+
+@bp.route("/<int:asset_id>/service", methods=["POST"])
+@require("equipment.calibrate")
+def asset_service(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    record = ops.record_service(db.session, asset, kind=form_value("kind"), performed_on=form_value("performed_on"),
+                                due_on=form_value("due_on"), result=form_value("result"),
+                                performed_by=form_value("performed_by"),
+                                certificate_ref=form_value("certificate_ref"), notes=form_value("notes"))
+    flash(f"{record.kind.title()} recorded; next due {record.due_on.isoformat()}.", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=asset.id))
+
+
+@bp.route("/<int:asset_id>/connection", methods=["POST"])
+@require("equipment.manage")
+def asset_connection(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    ops.update_connection(db.session, asset, endpoint_url=form_value("endpoint_url"),
+                          security_policy=form_value("security_policy", "None"),
+                          security_mode=form_value("security_mode", "None"),
+                          opc_username=form_value("opc_username"), opc_password=request.form.get("opc_password"),
+                          reason=form_value("reason"))
+    flash("Connection saved; the collector picks it up within a minute.", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=asset.id))
+
+
+def _tag_values() -> dict[str, Any]:
+    return {key: request.form.get(key, "") for key in
+            ("node_id", "parameter", "unit", "low_limit", "high_limit", "on_delay_s", "off_delay_s", "deadband")}
+
+
+@bp.route("/<int:asset_id>/tags", methods=["POST"])
+@require("equipment.manage")
+def tag_add(asset_id: int) -> Any:
+    asset = ops.get_asset(db.session, asset_id)
+    tag = ops.add_tag(db.session, asset, **_tag_values())
+    flash(f"{tag.parameter} added ({tag.node_id}).", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=asset.id))
+
+
+@bp.route("/tags/<int:tag_id>", methods=["GET", "POST"])
+@require("equipment.manage")
+def tag_edit(tag_id: int) -> Any:
+    tag = ops.get_tag(db.session, tag_id)
+    if request.method == "POST":
+        values = _tag_values()
+        values["active"] = request.form.get("active") == "on"
+        ops.update_tag(db.session, tag, form_value("reason"), **values)
+        flash(f"{tag.parameter} saved.", "success")
+        return redirect(url_for("equipment.asset_page", asset_id=tag.asset_id))
+    return render_template("equipment/tag.html", tag=tag, asset=tag.asset)
+
+
+@bp.route("/<int:asset_id>/browse")
+@require("equipment.manage")
+def browse(asset_id: int) -> Any:
+    from equipment.opcua.browse import browse_children
+
+    asset = ops.get_asset(db.session, asset_id)
+    node = request.args.get("node") or None
+    error, children = None, []
+    if not asset.endpoint_url:
+        error = "Set the OPC UA endpoint of this equipment first."
+    else:
+        try:
+            children = asyncio.run(browse_children(asset, node))
+        except Exception as exc:  # the endpoint is down or refuses us: say so in plain words
+            error = f"Could not browse {asset.endpoint_url}: {type(exc).__name__} {exc}".strip()
+    mapped = {t.node_id for t in asset.tags}
+    return render_template("equipment/browse.html", asset=asset, node=node, children=children, error=error,
+                           mapped=mapped)
+
+
+@bp.route("/alarms/<int:alarm_id>/acknowledge", methods=["POST"])
+@require("equipment.alarms")
+def alarm_acknowledge(alarm_id: int) -> Any:
+    alarm = ops.get_alarm(db.session, alarm_id)
+    ops.acknowledge_alarm(db.session, alarm, form_value("comment"))
+    flash(f"Alarm on {alarm.parameter} acknowledged.", "success")
+    return redirect(safe_next(request.form.get("next")) if request.form.get("next") else url_for("equipment.asset_page", asset_id=alarm.asset_id))
+
+
+@bp.route("/alarms/<int:alarm_id>/shelve", methods=["POST"])
+@require("equipment.alarms")
+def alarm_shelve(alarm_id: int) -> Any:
+    alarm = ops.get_alarm(db.session, alarm_id)
+    ops.shelve_alarm(db.session, alarm, form_value("minutes"), form_value("reason"))
+    flash(f"Alarm on {alarm.parameter} shelved until {alarm.shelved_until:%H:%M} UTC.", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=alarm.asset_id))
+
+
+def tag_for(tag_id: int) -> Tag:
+    return ops.get_tag(db.session, tag_id)

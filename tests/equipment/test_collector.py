@@ -1,0 +1,325 @@
+"""The collector against a real asyncua server on a free port: ingest, reconnect after a restart,
+a database outage mid-run, kill -9 of the collector, and the per-asset lock. Bounded in time."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from app.audit import Actor, acting_as
+from app.cli import upgrade_database
+from app.db import make_engine
+from equipment import operations as ops
+from equipment.models import Alarm, TelemetryGap, TelemetryRollup, TelemetrySample
+from equipment.opcua.collector import AssetLocks, Collector
+from equipment.opcua.simulator import Signal, Simulator
+from tests.pg import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"publishing_interval_ms": 50, "reconnect_delay": 0.3, "connect_timeout": 2.0, "reload_interval": 60,
+        "writer_options": {"flush_interval": 0.05, "retry_interval": 0.2, "lock_timeout_ms": 300}}
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def telemetry_db(backend: str, fresh_database_url: Callable[[str], str]) -> str:
+    url = fresh_database_url(backend)
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture()
+def engine(telemetry_db: str) -> Any:
+    eng = make_engine(telemetry_db)
+    yield eng
+    eng.dispose()
+
+
+_counter = iter(range(1, 10_000))
+SIM_ASSETS = [f"INC-T{n}" for n in range(1, 9)]
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Any:
+    """One real OPC UA server for the module; each test uses its own simulated incubator on it."""
+    equipment = [(code, "co2_incubator", code, [Signal(code, "Temperature", "C", 37.0, 0.0, low=36.0, high=38.0),
+                                                Signal(code, "CO2", "%", 5.0, 0.0, low=4.5, high=5.5)])
+                 for code in SIM_ASSETS]
+    sim = Simulator(port=free_port(), update_interval=3600, equipment=equipment, door_openings=False)
+    sim.start_in_thread()
+    yield sim
+    sim.stop_thread()
+
+
+@pytest.fixture()
+def rig(engine: Any, simulator: Simulator, tmp_path: Path, backend: str) -> Any:
+    """An incubator on the simulator whose values the test sets exactly, and its asset in the database."""
+    n = next(_counter)
+    code = SIM_ASSETS[n % len(SIM_ASSETS)]
+    sim = simulator
+    db_code = f"{code}-{backend[:2].upper()}{n}"
+    with acting_as(Actor(None, "test")), Session(engine) as sess:
+        asset = ops.create_asset(sess, code=db_code, name=code, asset_type="co2_incubator", location="B2",
+                                 endpoint_url=sim.endpoint)
+        tag = ops.add_tag(sess, asset, node_id=f"ns=2;s={code}.Temperature", parameter="Temperature", unit="C",
+                          low_limit=36.0, high_limit=38.0)
+        co2 = ops.add_tag(sess, asset, node_id=f"ns=2;s={code}.CO2", parameter="CO2", unit="%",
+                          low_limit=4.5, high_limit=5.5)
+        sess.commit()
+        ids = {"asset": asset.id, "tag": tag.id, "co2": co2.id}
+
+    class Rig:
+        pass
+
+    r = Rig()
+    r.sim, r.code, r.engine, r.spool = sim, db_code, engine, tmp_path / "spool.sqlite3"
+    r.asset_id, r.tag_id, r.co2_id = ids["asset"], ids["tag"], ids["co2"]
+    r.url = str(engine.url.render_as_string(hide_password=False))
+
+    def set_temp(value: float) -> None:
+        sim.call(sim.write, f"{code}.Temperature", value)
+
+    def values() -> list[float]:
+        with Session(engine) as sess:
+            return list(sess.execute(select(TelemetrySample.value).where(TelemetrySample.tag_id == r.tag_id)
+                                     .order_by(TelemetrySample.source_us)).scalars())
+
+    def gaps() -> list[TelemetryGap]:
+        with Session(engine) as sess:
+            return list(sess.execute(select(TelemetryGap).where(TelemetryGap.asset_id == r.asset_id)
+                                     .order_by(TelemetryGap.id)).scalars())
+
+    def collector() -> Collector:
+        return Collector(r.url, spool_path=r.spool, asset_codes=[db_code], **FAST).start_in_thread()
+
+    r.set_temp, r.values, r.gaps, r.collector = set_temp, values, gaps, collector
+    return r
+
+
+def test_subscribed_values_are_stored_with_rollups(rig):
+    collector = rig.collector()
+    try:
+        wait_for(lambda: rig.values())
+        for i in range(1, 6):
+            rig.set_temp(37.0 + i / 100)
+            time.sleep(0.02)
+        wait_for(lambda: rig.values()[-1:] == [37.05])
+    finally:
+        collector.stop()
+    stored = rig.values()
+    assert stored[-5:] == [37.01, 37.02, 37.03, 37.04, 37.05]  # every change, none coalesced, in order
+    with Session(rig.engine) as sess:
+        count = sess.execute(select(func.sum(TelemetryRollup.sample_count))
+                             .where(TelemetryRollup.tag_id == rig.tag_id)).scalar_one()
+        assert count == len(stored)
+        sample = sess.execute(select(TelemetrySample).where(TelemetrySample.tag_id == rig.tag_id)).scalars().first()
+        assert sample.server_us is not None and sample.status_code == 0
+        readings = ops.latest_readings(sess, rig.asset_id)
+    assert {r.parameter for r in readings} == {"Temperature", "CO2"}
+    assert [r.value for r in readings if r.parameter == "Temperature"] == [37.05]
+
+
+def test_server_restart_records_a_gap_with_its_cause_and_data_resumes(rig):
+    collector = rig.collector()
+    try:
+        wait_for(lambda: rig.values())
+        rig.sim.call(rig.sim.restart, 0.5)
+        wait_for(lambda: [g for g in rig.gaps() if g.ended_at is not None], timeout=15)
+        rig.set_temp(37.3)
+        wait_for(lambda: 37.3 in rig.values())
+    finally:
+        collector.stop()
+    gap = rig.gaps()[-1]
+    assert gap.cause == "server_restart" and "server restarted" in gap.detail
+    assert gap.ended_at >= gap.started_at
+    values = rig.values()
+    assert len(values) == len(set(zip(values, range(len(values)))))  # nothing duplicated by the key
+    with Session(rig.engine) as sess:
+        assert sess.execute(select(func.count()).select_from(TelemetrySample)
+                            .where(TelemetrySample.tag_id == rig.tag_id)).scalar_one() == len(values)
+
+
+def test_dropped_connections_open_a_connection_lost_gap(rig):
+    collector = rig.collector()
+    try:
+        wait_for(lambda: collector.connected)
+        rig.sim.call(_drop, rig.sim)
+        wait_for(lambda: [g for g in rig.gaps() if g.ended_at is not None], timeout=15)
+    finally:
+        collector.stop()
+    assert rig.gaps()[-1].cause == "connection_lost"
+
+
+async def _drop(sim: Simulator) -> int:
+    return sim.drop_connections()
+
+
+def _hold_database(engine: Any) -> Any:
+    """Make the telemetry tables unavailable to other writers (an exclusive lock), as in an outage."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE telemetry_sample IN ACCESS EXCLUSIVE MODE"))
+    else:
+        conn.exec_driver_sql("COMMIT")  # leave the IMMEDIATE transaction the engine began
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_database_outage_spools_and_writes_everything_in_order_when_back(rig):
+    collector = rig.collector()
+    try:
+        wait_for(lambda: rig.values())
+        held = _hold_database(rig.engine)
+        sent = [round(36.5 + i / 50, 2) for i in range(20)]
+        try:
+            for value in sent:
+                rig.set_temp(value)
+                time.sleep(0.03)
+            wait_for(lambda: len(collector.writer.spool) >= len(sent) and not collector.writer.database_ok)
+        finally:
+            held.rollback() if rig.engine.dialect.name == "postgresql" else held.exec_driver_sql("ROLLBACK")
+            held.close()
+        wait_for(lambda: rig.values()[-len(sent):] == sent, timeout=15)
+        wait_for(lambda: len(collector.writer.spool) == 0)
+    finally:
+        collector.stop()
+    values = rig.values()
+    assert values[-len(sent):] == sent
+    with Session(rig.engine) as sess:
+        keys = sess.execute(select(TelemetrySample.source_us).where(TelemetrySample.tag_id == rig.tag_id)).scalars().all()
+    assert len(keys) == len(set(keys)) == len(values)
+
+
+def test_kill_9_of_the_collector_then_restart_loses_nothing_stored_and_records_the_gap(rig):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "equipment.opcua.collector", "--database-url", rig.url,
+               "--spool", str(rig.spool), "--assets", rig.code, "--publishing-ms", "50", "--reconnect-delay", "0.3"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: rig.values(), timeout=20)
+        rig.set_temp(37.2)
+        wait_for(lambda: 37.2 in rig.values())
+        before = rig.values()
+        process.send_signal(signal.SIGKILL)
+        process.wait(5)
+        rig.set_temp(37.4)  # sent while no collector runs: not collected, so it must show as a gap
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: [g for g in rig.gaps() if g.cause == "collector_restart" and g.ended_at], timeout=20)
+        rig.set_temp(37.6)
+        wait_for(lambda: 37.6 in rig.values(), timeout=10)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(5)
+    after = rig.values()
+    assert after[:len(before)] == before
+    gap = [g for g in rig.gaps() if g.cause == "collector_restart"][-1]
+    assert gap.ended_at is not None and gap.ended_at >= gap.started_at
+
+
+def test_only_one_collector_locks_an_asset(rig):
+    first, second = AssetLocks(rig.url, rig.engine), AssetLocks(rig.url, make_engine(rig.url))
+    try:
+        assert first.acquire(rig.asset_id) is True
+        assert second.acquire(rig.asset_id) is False
+        first.release_all()
+        assert second.acquire(rig.asset_id) is True
+    finally:
+        first.release_all()
+        second.release_all()
+        second.engine.dispose()
+
+
+def test_an_excursion_through_opc_ua_raises_one_alarm(rig):
+    with acting_as(Actor(None, "test")), Session(rig.engine) as sess:
+        tag = ops.get_tag(sess, rig.tag_id)
+        ops.update_tag(sess, tag, "test timing", node_id=tag.node_id, parameter=tag.parameter, unit="C",
+                       low_limit=36.0, high_limit=38.0, on_delay_s=0.15, off_delay_s=0.2, deadband=0.3)
+        sess.commit()
+    collector = rig.collector()
+    try:
+        wait_for(lambda: rig.values())
+        for value in (38.2, 37.9, 38.3, 38.1, 38.4, 38.2):
+            rig.set_temp(value)
+            time.sleep(0.1)
+        wait_for(lambda: _alarms(rig), timeout=10)
+        rig.set_temp(37.0)
+        time.sleep(0.3)
+        rig.set_temp(37.1)
+        wait_for(lambda: [a for a in _alarms(rig) if a.cleared_at], timeout=10)
+    finally:
+        collector.stop()
+    alarms = _alarms(rig)
+    assert len(alarms) == 1
+    assert alarms[0].limit_kind == "high" and alarms[0].peak_value == 38.4 and alarms[0].state == "returned"
+
+
+def _alarms(rig: Any) -> list[Alarm]:
+    with Session(rig.engine) as sess:
+        return list(sess.execute(select(Alarm).where(Alarm.asset_id == rig.asset_id)).scalars())
+
+
+def test_basic256sha256_sign_and_encrypt_with_the_application_certificate(engine, tmp_path, monkeypatch, backend):
+    monkeypatch.setenv("OPCUA_PKI_DIR", str(tmp_path / "pki"))
+    code = "INC-SEC"
+    sim = Simulator(port=free_port(), update_interval=3600, door_openings=False, security=True,
+                    equipment=[(code, "co2_incubator", code, [Signal(code, "Temperature", "C", 37.0, 0.0)])])
+    sim.start_in_thread()
+    db_code = f"INC-SEC-{backend[:2].upper()}{next(_counter)}"
+    try:
+        with acting_as(Actor(None, "test")), Session(engine) as sess:
+            asset = ops.create_asset(sess, code=db_code, name="secure", asset_type="co2_incubator", location="B2",
+                                     endpoint_url=sim.endpoint, security_policy="Basic256Sha256",
+                                     security_mode="SignAndEncrypt")
+            tag = ops.add_tag(sess, asset, node_id=f"ns=2;s={code}.Temperature", parameter="Temperature", unit="C")
+            sess.commit()
+            tag_id = tag.id
+        url = engine.url.render_as_string(hide_password=False)
+        collector = Collector(url, spool_path=tmp_path / "spool.sqlite3", asset_codes=[db_code], **FAST)
+        collector.start_in_thread()
+        try:
+            sim.call(sim.write, f"{code}.Temperature", 37.25)
+
+            def stored() -> list[float]:
+                with Session(engine) as sess:
+                    return list(sess.execute(select(TelemetrySample.value)
+                                             .where(TelemetrySample.tag_id == tag_id)).scalars())
+
+            wait_for(lambda: 37.25 in stored(), timeout=15)
+        finally:
+            collector.stop()
+    finally:
+        sim.stop_thread()
+    assert (tmp_path / "pki" / "nkmes-cert.der").exists()  # generated on first use
+
+
+def test_a_stale_subscription_is_a_gap_and_the_collector_resubscribes(rig):
+    collector = Collector(rig.url, spool_path=rig.spool, asset_codes=[rig.code],
+                          **{**FAST, "stale_after": 1.0}).start_in_thread()
+    try:
+        wait_for(lambda: collector.connected and rig.values())
+        rig.sim.call(rig.sim.stall_subscriptions)
+        wait_for(lambda: [g for g in rig.gaps() if g.cause == "stale_subscription"], timeout=10)
+        rig.set_temp(37.7)
+        wait_for(lambda: 37.7 in rig.values(), timeout=10)
+    finally:
+        collector.stop()
+    gaps = rig.gaps()
+    assert [g.cause for g in gaps] == ["stale_subscription"]  # not also counted as a lost connection
+    assert "no notification or keep-alive" in gaps[0].detail and gaps[0].ended_at is not None

@@ -1,0 +1,138 @@
+"""Equipment registry, calibration, usability and the usage log (the contract batches relies on)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit import AuditEntry
+from app.db import utcnow
+from app.errors import Conflict, ReasonRequired, ValidationFailed
+from equipment import operations as ops
+from equipment.models import Asset, AssetUsage, Tag
+from tests.equipment.conftest import old_date
+
+
+def test_calibrated_available_asset_is_usable(db_session, make_asset):
+    asset = make_asset("CO2-INC-01")
+    result = ops.check_asset_usable(db_session, " co2-inc-01 ")
+    assert result.usable is True and result.reason is None and result.asset.id == asset.id
+
+
+def test_overdue_calibration_makes_asset_unusable_with_reason(db_session, make_asset):
+    asset = make_asset("CO2-INC-02", due_in_days=-3)
+    due = (utcnow().date() - timedelta(days=3)).isoformat()
+    result = ops.check_asset_usable(db_session, "CO2-INC-02")
+    assert result.usable is False
+    assert result.reason == f"CO2-INC-02 calibration was due {due}."
+    assert result.asset.id == asset.id
+
+
+def test_unknown_code_uncalibrated_failed_and_out_of_service_are_unusable(db_session, make_asset):
+    unknown = ops.check_asset_usable(db_session, "NOPE-1")
+    assert unknown.usable is False and unknown.asset is None and "NOPE-1" in unknown.reason
+    make_asset("CNT-01", asset_type="cell_counter", calibrated=False)
+    assert "no calibration on record" in ops.check_asset_usable(db_session, "CNT-01").reason
+    failed = make_asset("CNT-02", asset_type="cell_counter", calibrated=False)
+    ops.record_service(db_session, failed, kind="calibration", performed_on=old_date(2), due_on=old_date(-300),
+                       result="fail", performed_by="QC")
+    assert "failed its last calibration" in ops.check_asset_usable(db_session, "CNT-02").reason
+    broken = make_asset("CFG-01", asset_type="centrifuge")
+    ops.set_asset_status(db_session, broken, "out_of_service", "rotor imbalance")
+    result = ops.check_asset_usable(db_session, "CFG-01")
+    assert result.usable is False and result.reason == "CFG-01 is out of service."
+
+
+def test_usage_log_occupies_and_releases_the_asset(db_session, make_asset):
+    asset = make_asset("BR-ROCK-01", asset_type="rocking_bioreactor")
+    usage = ops.start_usage(db_session, "BR-ROCK-01", record_type="batch", record_id="NK-2026-001")
+    assert asset.status == "in_use" and usage.ended_at is None and usage.started_by == "test"
+    refused = ops.check_asset_usable(db_session, "BR-ROCK-01")
+    assert refused.reason == "BR-ROCK-01 is in use by batch NK-2026-001."
+    with pytest.raises(Conflict) as excinfo:
+        ops.start_usage(db_session, "BR-ROCK-01", record_type="batch", record_id="NK-2026-002")
+    assert "in use by batch NK-2026-001" in excinfo.value.message
+    ops.end_usage(db_session, usage)
+    assert usage.ended_at is not None and asset.status == "available"
+    with pytest.raises(Conflict):
+        ops.end_usage(db_session, usage)
+    assert [u.record_id for u in ops.usage_log(db_session, asset.id)] == ["NK-2026-001"]
+
+
+def test_start_usage_refuses_an_unusable_asset_and_writes_nothing(db_session, make_asset):
+    make_asset("CO2-INC-02", due_in_days=-1)
+    before = db_session.execute(select(func.count()).select_from(AssetUsage)).scalar_one()
+    with pytest.raises(Conflict) as excinfo:
+        ops.start_usage(db_session, "CO2-INC-02", record_type="batch", record_id="NK-1")
+    assert "calibration was due" in excinfo.value.message
+    assert db_session.execute(select(func.count()).select_from(AssetUsage)).scalar_one() == before
+
+
+def test_bad_asset_input_is_refused_field_by_field(db_session):
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.create_asset(db_session, code="x", name="", asset_type="toaster", location="",
+                         endpoint_url="http://example", security_policy="Basic256Sha256", security_mode="None")
+    errors = excinfo.value.errors
+    assert set(errors) >= {"code", "name", "asset_type", "location", "endpoint_url", "security_mode"}
+    assert db_session.execute(select(func.count()).select_from(Asset)).scalar_one() == 0
+
+
+def test_service_record_dates_are_checked(db_session, make_asset):
+    asset = make_asset("CFG-02", asset_type="centrifuge", calibrated=False)
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.record_service(db_session, asset, kind="calibration", performed_on="2026-13-01", due_on="tomorrow",
+                           result="maybe", performed_by="")
+    assert set(excinfo.value.errors) == {"performed_on", "due_on", "result", "performed_by"}
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.record_service(db_session, asset, kind="calibration", performed_on=old_date(1), due_on=old_date(5),
+                           result="pass", performed_by="QC")
+    assert "due_on" in excinfo.value.errors
+
+
+def test_status_change_needs_reason_and_is_audited(db_session, make_asset):
+    asset = make_asset("BSC-01", asset_type="biosafety_cabinet")
+    with pytest.raises(ReasonRequired):
+        ops.set_asset_status(db_session, asset, "cleaning", "  ")
+    ops.set_asset_status(db_session, asset, "cleaning", "post-campaign cleaning")
+    db_session.flush()
+    entry = db_session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_asset",
+                                                        AuditEntry.record_id == str(asset.id))
+                               .order_by(AuditEntry.id.desc())).scalars().first()
+    assert entry.reason == "post-campaign cleaning"
+    assert ("status", "available", "cleaning") in entry.change_list
+
+
+def test_tag_validation_and_limit_change_audit(db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-03")
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.add_tag(db_session, asset, node_id="not a node", parameter="", low_limit="abc", high_limit="1",
+                    on_delay_s="-5")
+    assert set(excinfo.value.errors) >= {"node_id", "parameter", "low_limit", "on_delay_s"}
+    tag = make_tag(asset, "Temperature", 36.0, 38.0)
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.update_tag(db_session, tag, "tighten", node_id=tag.node_id, parameter="Temperature", low_limit=38,
+                       high_limit=36)
+    assert "high_limit" in excinfo.value.errors
+    with pytest.raises(Conflict):
+        ops.add_tag(db_session, asset, node_id="ns=2;s=Other", parameter="temperature")
+    ops.update_tag(db_session, tag, "URS revision 3", node_id=tag.node_id, parameter="Temperature", unit="C",
+                   low_limit=36.5, high_limit=37.5, on_delay_s=600, off_delay_s=60, deadband=0.2)
+    entry = db_session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_tag")
+                               .order_by(AuditEntry.id.desc())).scalars().first()
+    assert entry.reason == "URS revision 3"
+    assert ("high_limit", "38.0", "37.5") in entry.change_list
+    assert db_session.get(Tag, tag.id).on_delay_s == 600
+
+
+def test_opc_password_is_encrypted_and_never_in_the_audit_trail(db_session):
+    from equipment.opcua.security import password_for
+
+    asset = ops.create_asset(db_session, code="SBR-01", name="Stirred", asset_type="stirred_bioreactor",
+                             location="B3", endpoint_url="opc.tcp://10.0.0.9:4840",
+                             security_policy="Basic256Sha256", security_mode="SignAndEncrypt",
+                             opc_username="mes", opc_password="s3cret-pass")
+    assert asset.opc_password_encrypted and "s3cret" not in asset.opc_password_encrypted
+    assert password_for("SBR-01", asset.opc_password_encrypted) == "s3cret-pass"
+    trail = " ".join(e.changes for e in db_session.execute(select(AuditEntry)).scalars())
+    assert "s3cret" not in trail and asset.opc_password_encrypted not in trail

@@ -1,0 +1,157 @@
+"""Equipment pages and REST API: live list, asset page with chart, acknowledge, browse a real endpoint."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import db
+from app.db import utcnow
+from equipment.models import Alarm, Asset, Tag
+from equipment.opcua.simulator import Signal, Simulator
+from equipment.telemetry import IngestState, SampleIn, ingest, to_us
+from tests.pg import free_port
+
+
+def _alarmed_asset(db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-01")
+    tag = make_tag(asset)
+    t0 = to_us(utcnow()) - 120_000_000
+    state = IngestState()
+    state.load(db_session)
+    ingest(db_session, [SampleIn(tag.id, t0 + i * 1_000_000, None, 37.0 if i < 60 else 38.6, 0) for i in range(90)],
+           state)
+    db_session.commit()
+    return asset, tag
+
+
+def test_list_and_asset_page_show_live_state_chart_and_alarm(client, login, make_user, db_session, make_asset,
+                                                             make_tag):
+    asset, tag = _alarmed_asset(db_session, make_asset, make_tag)
+    login(make_user("operator"))
+    page = client.get("/equipment/").get_data(as_text=True)
+    assert "CO2-INC-01" in page and "1 alarm" in page and "38.6" in page
+    page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    assert "Alarms needing attention" in page and "chart.svg" in page
+    end = utcnow()
+    svg = client.get(f"/equipment/{asset.id}/chart.svg",
+                     query_string={"tag": tag.id, "start": (end - timedelta(hours=1)).isoformat(),
+                                   "end": end.isoformat()})
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    body = svg.get_data(as_text=True)
+    assert "<polygon" in body and "alarm" in body
+
+
+def test_acknowledge_from_the_page_and_refusal_without_comment(client, login, make_user, db_session, make_asset,
+                                                               make_tag):
+    asset, _tag = _alarmed_asset(db_session, make_asset, make_tag)
+    alarm_id = db_session.execute(select(Alarm.id).where(Alarm.asset_id == asset.id)).scalar_one()
+    login(make_user("operator"))
+    refused = client.post(f"/equipment/alarms/{alarm_id}/acknowledge", data={"comment": ""})
+    assert refused.status_code == 422 and "comment" in refused.get_data(as_text=True).lower()
+    assert db.session.get(Alarm, alarm_id).acknowledged_at is None
+    done = client.post(f"/equipment/alarms/{alarm_id}/acknowledge", data={"comment": "checked, door closed"})
+    assert done.status_code == 302
+    alarm = db.session.get(Alarm, alarm_id)
+    assert alarm.state == "acknowledged" and alarm.ack_comment == "checked, door closed"
+
+
+def test_roles_without_permission_are_refused(client, login, make_user, db_session, make_asset):
+    asset = make_asset("LN2-FRZ-01", asset_type="ln2_freezer")
+    login(make_user("clinician"))
+    assert client.get("/equipment/").status_code == 403
+    client.post("/logout")
+    login(make_user("operator"))
+    assert client.post(f"/equipment/{asset.id}/status", data={"status": "cleaning", "reason": "x"}).status_code == 403
+
+
+def test_register_asset_form_reports_errors_and_saves_nothing(client, login, make_user, db_session):
+    login(make_user("admin"))
+    response = client.post("/equipment/new", data={"code": "?", "name": "", "asset_type": "", "location": ""})
+    assert response.status_code == 422
+    assert "Please correct" in response.get_data(as_text=True)
+    assert db.session.execute(select(Asset)).first() is None
+
+
+def test_api_assets_samples_alarms_and_gaps(client, make_user, api_headers, db_session, make_asset, make_tag):
+    asset, tag = _alarmed_asset(db_session, make_asset, make_tag)
+    headers = api_headers(make_user("qa"))
+    assets = client.get("/api/v1/equipment/assets", headers=headers).get_json()
+    assert [a["code"] for a in assets] == ["CO2-INC-01"]
+    end = utcnow()
+    window = {"start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat()}
+    points = client.get(f"/api/v1/equipment/tags/{tag.id}/samples", headers=headers,
+                        query_string={**window, "max_points": 50}).get_json()
+    assert 0 < len(points) <= 50 and sum(p["count"] for p in points) == 90
+    alarms = client.get(f"/api/v1/equipment/assets/{asset.id}/alarms", headers=headers, query_string=window).get_json()
+    assert [a["parameter"] for a in alarms] == ["Temperature"]
+    assert client.get(f"/api/v1/equipment/assets/{asset.id}/gaps", headers=headers,
+                      query_string=window).get_json() == []
+    bad = client.get(f"/api/v1/equipment/tags/{tag.id}/samples", headers=headers,
+                     query_string={"start": "yesterday", "end": window["end"]})
+    assert bad.status_code == 422
+    usable = client.get(f"/api/v1/equipment/assets/{asset.id}/usability", headers=headers).get_json()
+    assert usable == {"usable": True, "reason": None}
+
+
+@pytest.fixture(scope="module")
+def browse_server():
+    sim = Simulator(port=free_port(), update_interval=3600, door_openings=False,
+                    equipment=[("BR-ROCK-09", "rocking_bioreactor", "Rocker",
+                                [Signal("BR-ROCK-09", "pH", "", 7.2, 0.0, low=7.0, high=7.4)])])
+    sim.start_in_thread()
+    yield sim
+    sim.stop_thread()
+
+
+def test_browse_a_live_endpoint_and_pick_a_variable(client, login, make_user, db_session, make_asset, browse_server):
+    asset = make_asset("BR-ROCK-09", asset_type="rocking_bioreactor", endpoint_url=browse_server.endpoint)
+    login(make_user("admin"))
+    top = client.get(f"/equipment/{asset.id}/browse").get_data(as_text=True)
+    assert "BR-ROCK-09" in top and "ns=2;s=BR-ROCK-09" in top
+    inside = client.get(f"/equipment/{asset.id}/browse", query_string={"node": "ns=2;s=BR-ROCK-09"})
+    text = inside.get_data(as_text=True)
+    assert "ns=2;s=BR-ROCK-09.pH" in text and "7.2" in text and "Add as tag" in text
+    added = client.post(f"/equipment/{asset.id}/tags", data={"node_id": "ns=2;s=BR-ROCK-09.pH", "parameter": "pH"})
+    assert added.status_code == 302
+    assert [t.node_id for t in db.session.execute(select(Tag).where(Tag.asset_id == asset.id)).scalars()] == \
+        ["ns=2;s=BR-ROCK-09.pH"]
+
+
+def test_api_registers_equipment_and_refuses_bad_input(client, make_user, api_headers, db_session):
+    headers = api_headers(make_user("admin"))
+    created = client.post("/api/v1/equipment/assets", headers=headers, json={
+        "code": "cfg-02", "name": "Centrifuge 2", "asset_type": "centrifuge", "location": "B2"})
+    assert created.status_code == 201 and created.get_json()["code"] == "CFG-02"
+    assert created.get_json()["status"] == "available"
+    refused = client.post("/api/v1/equipment/assets", headers=headers, json={
+        "code": "CFG-03", "name": "x", "asset_type": "toaster", "location": "B2"})
+    assert refused.status_code == 422 and "asset_type" in refused.get_json()["errors"]
+    duplicate = client.post("/api/v1/equipment/assets", headers=headers, json={
+        "code": "CFG-02", "name": "again", "asset_type": "centrifuge", "location": "B2"})
+    assert duplicate.status_code == 409
+    operator = api_headers(make_user("operator"))
+    assert client.post("/api/v1/equipment/assets", headers=operator, json={
+        "code": "CFG-04", "name": "x", "asset_type": "centrifuge", "location": "B2"}).status_code == 403
+    codes = [a["code"] for a in client.get("/api/v1/equipment/assets", headers=headers).get_json()]
+    assert codes == ["CFG-02"]
+
+
+def test_connection_change_needs_a_reason_and_keeps_the_password(client, login, make_user, db_session, make_asset):
+    from equipment.opcua.security import password_for
+
+    asset = make_asset("SBR-02", asset_type="stirred_bioreactor", endpoint_url="opc.tcp://10.0.0.7:4840",
+                       opc_username="mes", opc_password="first-secret")
+    login(make_user("admin"))
+    assert "Save connection" in client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    form = {"endpoint_url": "opc.tcp://10.0.0.8:4840", "security_policy": "Basic256Sha256",
+            "security_mode": "Sign", "opc_username": "mes", "opc_password": ""}
+    refused = client.post(f"/equipment/{asset.id}/connection", data={**form, "reason": ""})
+    assert refused.status_code == 422
+    assert db.session.get(Asset, asset.id).endpoint_url == "opc.tcp://10.0.0.7:4840"
+    saved = client.post(f"/equipment/{asset.id}/connection", data={**form, "reason": "moved to new VLAN"})
+    assert saved.status_code == 302
+    stored = db.session.get(Asset, asset.id)
+    assert (stored.endpoint_url, stored.security_mode) == ("opc.tcp://10.0.0.8:4840", "Sign")
+    assert password_for("SBR-02", stored.opc_password_encrypted) == "first-secret"
