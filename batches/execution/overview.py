@@ -1,0 +1,130 @@
+"""What the batch page shows at a glance: where the batch is, what is due, open exceptions and
+deviations, live equipment readings, the growth curve against the recipe's and the yield."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from batches.execution import operations as ops
+from batches.execution.deviations import list_deviations
+from batches.execution.exceptions import exceptions_of, occupancies_of
+from batches.execution.limits import limits_text
+from batches.execution.models import Batch, BatchStep, MaterialUsage, StepEntry
+from batches.execution.recipes import entry_specs
+
+CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 300, 70, 20, 20, 40
+CURVE_LABELS = {"total_cells": "Total cells", "viable_density": "Viable cell density (cells/mL)",
+                "viability": "Viability (%)", "fold_expansion": "Fold expansion"}
+
+
+@dataclass
+class CurvePoint:
+    day: float
+    value: float
+    key: str
+    limit_class: str
+
+
+def entry_view_rows(sess: Session, batch: Batch, step: BatchStep, current: dict[str, StepEntry]) -> list[dict[str, Any]]:
+    """One row per entry of the step: its definition, current value and earlier (corrected) values."""
+    history = ops.entry_history(sess, step)
+    rows = []
+    for spec in step.spec["entries"]:
+        rows.append({"spec": spec, "entry": current.get(spec["key"]), "limits": limits_text(spec),
+                     "earlier": [e for e in history if e.entry_key == spec["key"] and e.is_voided]})
+    return rows
+
+
+def growth_curve(batch: Batch, current: dict[str, StepEntry]) -> dict[str, list[CurvePoint]]:
+    """In-process results by metric, at the planned day of the step that recorded them."""
+    specs = entry_specs(batch.recipe)
+    days = {s.step_key: s.planned_day for s in batch.steps}
+    curves: dict[str, list[CurvePoint]] = {}
+    for key, spec in specs.items():
+        metric = spec.get("curve")
+        entry = current.get(key)
+        if metric and entry is not None and entry.value_number is not None:
+            curves.setdefault(metric, []).append(CurvePoint(days[spec["step_key"]], entry.value_number, key,
+                                                            entry.limit_class))
+    for points in curves.values():
+        points.sort(key=lambda p: p.day)
+    return curves
+
+
+def _log_chart(expected: list[tuple[float, float]], actual: list[CurvePoint]) -> dict[str, Any]:
+    """SVG coordinates for total cells (log scale) against day: expected line, actual line and points."""
+    values = [v for _, v in expected] + [p.value for p in actual]
+    values = [v for v in values if v > 0]
+    if not values:
+        return {}
+    lo = math.floor(math.log10(min(values)))
+    hi = math.ceil(math.log10(max(values)))
+    hi = hi if hi > lo else lo + 1
+    max_day = max([d for d, _ in expected] + [p.day for p in actual] + [14.0])
+
+    def x(day: float) -> float:
+        return round(PAD_L + (CHART_W - PAD_L - PAD_R) * day / max_day, 1)
+
+    def y(value: float) -> float:
+        return round(CHART_H - PAD_B - (CHART_H - PAD_T - PAD_B) * (math.log10(value) - lo) / (hi - lo), 1)
+
+    return {
+        "width": CHART_W, "height": CHART_H, "left": PAD_L, "right": CHART_W - PAD_R, "top": PAD_T,
+        "bottom": CHART_H - PAD_B,
+        "expected": " ".join(f"{x(d)},{y(v)}" for d, v in expected if v > 0),
+        "actual": " ".join(f"{x(p.day)},{y(p.value)}" for p in actual if p.value > 0),
+        "points": [{"x": x(p.day), "y": y(p.value), "p": p} for p in actual if p.value > 0],
+        "y_ticks": [{"y": y(10 ** e), "label": f"10^{e}"} for e in range(lo, hi + 1)],
+        "x_ticks": [{"x": x(d), "label": f"{d:g}"} for d in range(0, int(max_day) + 1, 2)],
+    }
+
+
+def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
+    current = ops.current_entries(sess, batch)
+    spec = batch.recipe.spec
+    upcoming = ops.next_step(batch)
+    curves = growth_curve(batch, current)
+    expected = [(p["day"], p["total_cells"]) for p in spec.get("expected_growth", [])]
+    yield_entry = current.get(spec["yield_entry"])
+    target = spec["target_yield_cells"]
+    readings = []
+    for occupancy in occupancies_of(sess, batch):
+        if occupancy.ended_at is None:
+            from equipment.operations import latest_readings
+
+            readings.append({"occupancy": occupancy, "readings": latest_readings(sess, occupancy.asset_id)})
+    all_exceptions = exceptions_of(sess, batch)
+    usages = list(sess.execute(select(MaterialUsage).where(MaterialUsage.batch_id == batch.id)
+                               .order_by(MaterialUsage.id)).scalars())
+    steps = []
+    for step in batch.steps:
+        steps.append({"step": step, "rows": entry_view_rows(sess, batch, step, current),
+                      "planned_start": ops.planned_start(step), "due_by": ops.due_by(step),
+                      "late": step.status != "complete" and ops.is_late(step)})
+    return {
+        "next_step": upcoming,
+        "next_due": ops.planned_start(upcoming) if upcoming else None,
+        "next_due_by": ops.due_by(upcoming) if upcoming else None,
+        "next_late": upcoming is not None and ops.is_late(upcoming),
+        "done": sum(1 for s in batch.steps if s.status == "complete"),
+        "total": len(batch.steps),
+        "open_exceptions": [e for e in all_exceptions if e.reviewed_at is None],
+        "exceptions": all_exceptions,
+        "deviations": list_deviations(sess, batch_id=batch.id),
+        "open_deviations": [d for d in list_deviations(sess, batch_id=batch.id) if d.status == "open"],
+        "equipment": readings,
+        "occupancies": occupancies_of(sess, batch),
+        "curves": curves,
+        "curve_labels": CURVE_LABELS,
+        "chart": _log_chart(expected, curves.get("total_cells", [])),
+        "expected": expected,
+        "yield_actual": yield_entry.value_number if yield_entry else None,
+        "yield_target": target,
+        "yield_percent": (yield_entry.value_number / target * 100) if yield_entry and yield_entry.value_number else None,
+        "usages": usages,
+        "steps": steps,
+    }

@@ -1,0 +1,301 @@
+"""Tablets under load: saving an entry and signing a step with 20 concurrent tablets.
+
+gunicorn over a throwaway PostgreSQL (started like the test suite's), with the OPC UA simulator and the
+collector writing telemetry into the same database. Each tablet runs its own MsNK batch through the web
+pages like an operator: open the step, save one entry at a time, sign "performed", and a second person on
+the same tablet signs "verified" where the recipe asks. Every cycle also requests the home page, the
+trivial authenticated page that is the baseline measured in the same run.
+
+Targets: p95 of saving an entry and of signing at most 100 ms and at most 1.5 x the baseline p95; no errors.
+
+Settings (environment): BENCH_TABLETS (20), BENCH_SECONDS (60, the run stops then even if batches are not
+finished), BENCH_THINK_S (1.0, pause between a tablet's requests), BENCH_WORKERS (CPU count) and BENCH_THREADS (8)
+for gunicorn, BENCH_ARGON2 ("production", the library's parameters, or "test", the suite's cheap ones,
+to see the application's own cost of signing apart from the password hash).
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TABLETS = int(os.environ.get("BENCH_TABLETS", 20))
+SECONDS = float(os.environ.get("BENCH_SECONDS", 60))
+THINK_S = float(os.environ.get("BENCH_THINK_S", 1.0))
+WORKERS = int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 2))
+THREADS = int(os.environ.get("BENCH_THREADS", 8))
+ARGON2 = os.environ.get("BENCH_ARGON2", "production")
+
+
+class Tablet:
+    """One browser session: cookies, CSRF token from the pages, timings by kind of request."""
+
+    def __init__(self, port: int, timings: dict[str, list[float]], errors: list[str]) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+        self.timings = timings
+        self.errors = errors
+        self.csrf = ""
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def request(self, kind: str | None, method: str, path: str, form: dict[str, Any] | None = None,
+                expect: int = 200) -> str:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode({**form, "csrf_token": self.csrf})
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        started = time.perf_counter()
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                text = response.read().decode("utf-8", "replace")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                # A kept-alive connection the server closed while the tablet was idle: a browser opens a
+                # new one and sends the request again, and so does this client (once).
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt == 2 or not isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                                                        BrokenPipeError)):
+                    self.errors.append(f"{kind} {path}: {exc}")
+                    return ""
+                started = time.perf_counter()
+        elapsed = time.perf_counter() - started
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";")[0]
+        if kind:
+            self.timings[kind].append(elapsed)
+        if response.status != expect:
+            message = re.search(r'role="alert">([^<]*)', text) or re.search(r"<h1>([^<]*)", text)
+            self.errors.append(f"{kind} {path}: HTTP {response.status} {message.group(1).strip() if message else ''}")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', text)
+        if token:
+            self.csrf = token.group(1)
+        return text
+
+    def log_in(self, username: str, password: str) -> None:
+        self.request(None, "GET", "/login")
+        self.request(None, "POST", "/login", {"username": username, "password": password}, expect=302)
+
+
+def plan_for(batch: dict[str, Any], lots: dict[str, str]) -> list[tuple[str, list[dict[str, str]]]]:
+    """The MsNK batch, one dict per save (a material lot and its quantity go together)."""
+    started = datetime.now(timezone.utc) - timedelta(hours=47, minutes=30)
+    material = lambda key, code: {key: lots[code], f"{key}__quantity": "1"}  # noqa: E731
+    return [
+        ("thaw", [{"din_matches": "pass"}, {"thaw_cabinet": batch["cabinet"]}, {"bag_intact": "intact"}]),
+        ("mnc_isolation", [material("gradient_lot", "FICOLL"), {"mnc_total_cells": "1.2x10^8"},
+                           {"mnc_viability": "92"}]),
+        ("seeding", [material("expansion_kit_lot", "NK-EXP-KIT"), material("il2_lot", "IL2"),
+                     material("il15_lot", "IL15"), {"seeded_cells": "5e7"},
+                     {"culture_incubator": batch["incubator"]}]),
+        ("feed_day3", [material("medium_lot_d3", "NK-MEDIUM"), {"vcd_d3": "5e5"}, {"viability_d3": "90"},
+                       {"total_cells_d3": "1.5e8"}]),
+        ("bioreactor_transfer", [{"vcd_d7": "1e6"}, {"viability_d7": "92"}, {"total_cells_d7": "1e9"},
+                                 {"bioreactor": batch["bioreactor"]}, {"incubator_released": "released"}]),
+        ("feed_day11", [material("medium_lot_d11", "NK-MEDIUM"), {"vcd_d11": "3e6"}, {"viability_d11": "93"},
+                        {"total_cells_d11": "5e9"}]),
+        ("harvest", [{"total_cells_d14": "1.3e10"}, {"viability_d14": "95"}, {"purity_d14": "99"},
+                     {"bioreactor_released": "released"}]),
+        ("mpb_start", [material("mpb_lot", "MPB-SIA1"), {"mpb_concentration": "2.0"},
+                       {"mpb_added_at": started.strftime("%Y-%m-%dT%H:%M")}]),
+        ("mpb_stop", [{"mpb_removed_at": "now"}, {"cd22_ligand_pct": "99.5"}, {"viability_engineered": "90"}]),
+        ("formulation", [material("formulation_buffer_lot", "FORM-BUFFER"), {"final_viable_cells": "1.1e10"},
+                         {"bag_count": "4"}, {"bag_volume_ml": "50"}]),
+    ]
+
+
+def run_tablet(port: int, batch: dict[str, Any], performer: str, verifier: str, password: str,
+               lots: dict[str, str], start: threading.Barrier, deadline: list[float],
+               timings: dict[str, list[float]], errors: list[str], progress: dict[str, int]) -> None:
+    first, second = Tablet(port, timings, errors), Tablet(port, timings, errors)
+    first.log_in(performer, password)  # the start of a shift, before the measured run
+    second.log_in(verifier, password)
+    start.wait()
+    step_ids = dict(zip([k for k, _ in plan_for(batch, lots)], batch["steps"]))
+    base = f"/batches/{batch['batch_id']}/steps"
+    for key, saves in plan_for(batch, lots):
+        step = f"{base}/{step_ids[key]}"
+        for values in saves:
+            if time.perf_counter() > deadline[0]:
+                return
+            first.request("trivial page", "GET", "/")
+            page = first.request("step page", "GET", step)
+            version = re.search(r'name="version" value="(\d+)"', page)
+            first.request("save entry", "POST", f"{step}/entries",
+                          {**values, "version": version.group(1) if version else ""}, expect=302)
+            progress["saves"] += 1
+            time.sleep(THINK_S)
+        page = first.request("step page", "GET", step)
+        version = re.search(r'name="version" value="(\d+)"', page)
+        first.request("sign step", "POST", f"{step}/sign", {
+            "meaning": "performed", "sign_username": performer, "sign_password": password,
+            "version": version.group(1) if version else ""}, expect=302)
+        time.sleep(THINK_S)
+        if 'value="verified"' in second.request("step page", "GET", step):
+            second.request("sign step", "POST", f"{step}/sign", {
+                "meaning": "verified", "sign_username": verifier, "sign_password": password}, expect=302)
+            time.sleep(THINK_S)
+        progress["steps"] += 1
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[94]
+
+
+def free_port() -> int:
+    from tests.pg import free_port as pick
+
+    return pick()
+
+
+def wait_for(check: Any, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - the service is still starting
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not come up within {seconds:.0f} s")
+
+
+def main() -> None:
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from app.cli import upgrade_database
+    from app.db import make_engine
+    from app.users import configure_hasher, password_matches
+    from tests.batches.execution import scenario
+    from tests.pg import PostgresServer
+
+    server = PostgresServer().start()
+    processes: list[subprocess.Popen[bytes]] = []
+    instance = tempfile.mkdtemp(prefix="nkmes-bench-tablets-")
+    try:
+        url = server.create_database("tablets")
+        upgrade_database(url)
+        env = {**os.environ, "DATABASE_URL": url, "INSTANCE_PATH": instance, "SECRET_KEY": "bench-" + "x" * 40,
+               "SITE_TIMEZONE": "UTC", "OPCUA_SIM_PORT": str(free_port()), "COLLECTOR_RELOAD_S": "5",
+               "COLLECTOR_SPOOL": os.path.join(instance, "spool.sqlite3")}
+        os.environ.update({k: env[k] for k in ("OPCUA_SIM_PORT", "INSTANCE_PATH")})
+        if ARGON2 == "test":
+            configure_hasher(1, 1024)
+        engine = make_engine(url)
+        with Session(engine) as sess:
+            from app.audit import Actor, acting_as
+            from equipment.demo import create_demo_equipment
+
+            info = scenario.build(sess, batches=TABLETS, operators=TABLETS * 2)
+            with acting_as(Actor(None, "bench")):
+                create_demo_equipment(sess)
+            sess.commit()
+            from app.users import User
+
+            stored_hash = sess.execute(select(User.password_hash).limit(1)).scalar_one()
+        started = time.perf_counter()
+        password_matches(stored_hash, info["password"])
+        verify_ms = (time.perf_counter() - started) * 1000
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi", "services", "run"]
+        for service in ("opcua-simulator", "opcua-collector"):
+            processes.append(subprocess.Popen(flask + [service], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        from equipment.models import TelemetrySample
+
+        def samples() -> int:
+            with Session(engine) as sess:
+                return sess.execute(select(func.count()).select_from(TelemetrySample)).scalar_one()
+
+        wait_for(lambda: samples() > 0, 60, "the collector (telemetry samples)")
+        port = free_port()
+        processes.append(subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+             "--threads", str(THREADS), "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+
+        def healthy() -> bool:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            return conn.getresponse().status == 200
+
+        wait_for(healthy, 60, "gunicorn")
+        samples_before = samples()
+        lots = {code: f"{code}-DEMO-01" for code in ("FICOLL", "NK-EXP-KIT", "IL2", "IL15", "NK-MEDIUM",
+                                                       "MPB-SIA1", "FORM-BUFFER")}
+        timings: dict[str, list[float]] = defaultdict(list)
+        errors: list[str] = []
+        progress = {"saves": 0, "steps": 0}
+        deadline = [float("inf")]
+        users = info["users"]
+        start = threading.Barrier(TABLETS + 1)
+        threads = [threading.Thread(target=run_tablet, args=(
+            port, batch, users[f"operator{2 * n}"], users[f"operator{2 * n + 1}"], info["password"], lots, start,
+            deadline, timings, errors, progress)) for n, batch in enumerate(info["batches"])]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        run_started = time.perf_counter()
+        deadline[0] = run_started + SECONDS
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - run_started
+        samples_during = samples() - samples_before
+
+        total = sum(len(v) for v in timings.values())
+        print(f"tablets: {TABLETS}, gunicorn {WORKERS} workers x {THREADS} threads, PostgreSQL, collector wrote "
+              f"{samples_during} samples during the run, think time {THINK_S} s, Argon2 {ARGON2} "
+              f"(one password verification: {verify_ms:.0f} ms)")
+        print(f"run: {elapsed:.1f} s, {total} requests, {total / elapsed:.1f} requests/s, "
+              f"{progress['saves']} entries saved, {progress['steps']} steps signed, errors: {len(errors)}")
+        print(f"{'request':<14}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+        for kind in ("trivial page", "step page", "save entry", "sign step"):
+            values = timings.get(kind, [])
+            if values:
+                print(f"{kind:<14}{len(values):>7}{statistics.median(values) * 1000:>9.1f}"
+                      f"{p95(values) * 1000:>9.1f}{max(values) * 1000:>9.1f}")
+        baseline = p95(timings["trivial page"])
+        verdicts = []
+        for kind in ("save entry", "sign step"):
+            value = p95(timings[kind])
+            ok = value <= 0.100 and value <= 1.5 * baseline
+            verdicts.append(ok)
+            print(f"{kind}: p95 {value * 1000:.1f} ms = {value / baseline:.2f} x baseline p95 "
+                  f"({baseline * 1000:.1f} ms): {'meets' if ok else 'MISSES'} the target (<= 100 ms, <= 1.5 x)")
+        for error in errors[:10]:
+            print("error:", error)
+        print("RESULT:", "all targets met" if all(verdicts) and not errors else "target missed (see above)")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

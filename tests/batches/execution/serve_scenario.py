@@ -1,0 +1,45 @@
+"""Serve the app on 127.0.0.1 over a fresh database holding the floor scenario.
+
+python -m tests.batches.execution.serve_scenario DATABASE_URL [--batches N] [--port P]
+Prints one JSON line (the scenario and the port) when ready, then serves until killed."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+
+from werkzeug.serving import make_server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("database_url")
+    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    from app import create_app, db
+    from app.cli import upgrade_database
+    from config import TestConfig
+    from tests.batches.execution import scenario
+
+    upgrade_database(args.database_url)
+    config = TestConfig()
+    config.DATABASE_URL = args.database_url
+    config.INSTANCE_TMP = tempfile.mkdtemp(prefix="nkmes-browser-")
+    app = create_app(config)
+    info = scenario.build(db.session, batches=args.batches)
+    db.session.commit()
+    db.session.remove()
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    info["port"] = server.server_port
+    print(json.dumps(info), flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
