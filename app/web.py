@@ -163,9 +163,12 @@ def _commit_unit_of_work(response: Any) -> Any:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return _error_response(409, "Conflict", "Another change to the same record was saved first, or the "
-                               "record already exists. Reload the page and check before trying again.")
+        return _error_response(409, "Conflict", CONFLICT_MESSAGE)
     return response
+
+
+CONFLICT_MESSAGE = ("Another change to the same record was saved first, or the record already exists; "
+                    "nothing of yours was saved. Reload the page and check before trying again.")
 
 
 def _security_headers(response: Any) -> Any:
@@ -235,6 +238,11 @@ def _register_error_handlers(app: Flask) -> None:
             resp.headers["WWW-Authenticate"] = 'Basic realm="nkmes"'
             return resp, status
         return redirect(url_for("core.login", next=request.full_path))
+
+    @app.errorhandler(IntegrityError)
+    def _constraint_refused(_exc: IntegrityError) -> Any:
+        db.session.rollback()  # a concurrent change or a duplicate reached the database first
+        return _error_response(409, "Conflict", CONFLICT_MESSAGE)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:

@@ -98,3 +98,23 @@ def test_cell_counts_are_shown_in_scientific_form():
     assert format_cells(21e8) == "2.1 x 10^9"
     assert format_cells(9.999e9) == "1 x 10^10"
     assert format_cells(None) == ""
+
+
+def test_a_constraint_refusal_during_the_request_is_a_409_not_a_500(app, client, make_user, login, monkeypatch):
+    from app import db
+    from app.users import UserRole
+
+    user = make_user("operator")
+    role_count = len(user.roles)
+
+    def racing_view():
+        db.session.add(UserRole(user_id=user.id, role="qa"))
+        db.session.add(UserRole(user_id=None, role="qa"))  # NOT NULL: the database refuses the flush
+        db.session.flush()
+
+    login(user)
+    monkeypatch.setitem(app.view_functions, "core.home", racing_view)
+    response = client.get("/")
+    assert response.status_code == 409
+    assert "nothing of yours was saved" in response.get_data(as_text=True)
+    assert len(db.session.get(type(user), user.id).roles) == role_count
