@@ -19,7 +19,8 @@ def create_app(config_object: Any = None) -> Flask:
 
     from app.users import configure_hasher, configure_policy
 
-    configure_hasher(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
+    configure_hasher(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST"],
+                     app.config["ARGON2_PARALLELISM"])
     configure_policy(app.config["PASSWORD_MIN_LENGTH"], app.config["PASSWORD_HISTORY"],
                      app.config["LOCKOUT_THRESHOLD"])
     db.bind_session(app.config["DATABASE_URL"])

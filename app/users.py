@@ -14,14 +14,14 @@ from app.db import Base, utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
 from app.permissions import ALL_ROLES, ROLES
 
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# Argon2id; create_app sets the parameters from the configuration (OWASP's recommended minimum by default).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
-def configure_hasher(time_cost: int | None = None, memory_cost: int | None = None) -> None:
-    """Tune Argon2id (the test suite uses cheap parameters; production keeps the library defaults)."""
+def configure_hasher(time_cost: int, memory_cost: int, parallelism: int = 1) -> None:
+    """Set the Argon2id cost; hashes made with other parameters still verify (they carry their own)."""
     global _hasher
-    if time_cost or memory_cost:
-        _hasher = PasswordHasher(time_cost=time_cost or 3, memory_cost=memory_cost or 65536)
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
 
 
 class User(Audited, Base):

@@ -10,7 +10,7 @@ Targets: p95 of saving an entry and of signing at most 100 ms and at most 1.5 x 
 
 Settings (environment): BENCH_TABLETS (20), BENCH_SECONDS (60, the run stops then even if batches are not
 finished), BENCH_THINK_S (1.0, pause between a tablet's requests), BENCH_WORKERS (CPU count) and BENCH_THREADS (8)
-for gunicorn, BENCH_ARGON2 ("production", the library's parameters, or "test", the suite's cheap ones,
+for gunicorn, BENCH_ARGON2 ("production", the configured ARGON2_* parameters, or "test", the suite's cheap ones,
 to see the application's own cost of signing apart from the password hash).
 """
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main() -> None:
                "COLLECTOR_SPOOL": os.path.join(instance, "spool.sqlite3")}
         os.environ.update({k: env[k] for k in ("OPCUA_SIM_PORT", "INSTANCE_PATH")})
         if ARGON2 == "test":
-            configure_hasher(1, 1024)
+            configure_hasher(1, 1024, 1)
         engine = make_engine(url)
         with Session(engine) as sess:
             from app.audit import Actor, acting_as
