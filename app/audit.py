@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Integer, String, Text, event, func, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
+from sqlalchemy.orm.base import NO_VALUE  # an attribute that holds no loaded value
 
 from app.db import Base, advisory_xact_lock, utcnow
 from app.errors import Conflict, ReasonRequired
@@ -223,7 +224,7 @@ def _changes_for(sess: Session, obj: Any, action: str) -> dict[str, list[Any]]:
                 changes[key] = [None, _value_for_trail(obj, key, value)]
         elif action == "delete":
             value = state.attrs[key].loaded_value
-            value = None if value is _NO_VALUE else value
+            value = None if value is NO_VALUE else value
             changes[key] = [_value_for_trail(obj, key, value), None]
         else:
             hist = state.attrs[key].history
@@ -235,12 +236,6 @@ def _changes_for(sess: Session, obj: Any, action: str) -> dict[str, list[Any]]:
                 continue
             changes[key] = [_value_for_trail(obj, key, old), _value_for_trail(obj, key, new)]
     return changes
-
-
-try:  # the sentinel SQLAlchemy uses for an attribute that holds no loaded value
-    from sqlalchemy.orm.base import NO_VALUE as _NO_VALUE
-except ImportError:  # pragma: no cover
-    _NO_VALUE = object()
 
 
 # --- hooks the signatures module plugs into (kept here to avoid an import cycle) -------------------

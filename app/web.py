@@ -129,7 +129,14 @@ def _load_user_from_basic_auth(req: Any) -> User | None:
     return user if user.is_active else None
 
 
+def is_static_request() -> bool:
+    endpoint = request.endpoint or ""
+    return endpoint == "static" or endpoint.endswith(".static")
+
+
 def _before_request() -> Any:
+    if is_static_request():
+        return None  # assets need no user, no idle-timer refresh and no database round trip
     user = current_user
     if user.is_authenticated:
         set_actor(Actor(user.id, user.username))
@@ -457,7 +464,6 @@ def record_history_page(table: str, record_id: str) -> Any:
 
 def init_app(app: Flask) -> None:
     app.session_interface = SiteSessionInterface()
-    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -118,3 +118,24 @@ def test_a_constraint_refusal_during_the_request_is_a_409_not_a_500(app, client,
     assert response.status_code == 409
     assert "nothing of yours was saved" in response.get_data(as_text=True)
     assert len(db.session.get(type(user), user.id).roles) == role_count
+
+
+def test_static_assets_need_no_database_round_trip(app, client, make_user, login):
+    from sqlalchemy import event
+
+    from app import db
+
+    login(make_user("operator"))
+    statements = []
+    engine = db.get_engine(app.config["DATABASE_URL"])
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = client.get("/static/css/app.css")
+        response.close()
+        page = client.get("/")
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 200 and page.status_code == 200
+    assert any("user_account" in s for s in statements)  # the page loads its user; the asset did not
+    assert sum("user_account" in s for s in statements) == 1
