@@ -5,8 +5,17 @@ import importlib
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app import db
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:...>`` in every route, bounded to what an integer key column can hold: a larger number is a
+    404 from the router instead of an overflow in the database driver."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002, ANN001
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def create_app(config_object: Any = None) -> Flask:
@@ -16,6 +25,7 @@ def create_app(config_object: Any = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="static",
                 instance_path=str(__import__("config")._instance_dir()))
     app.config.from_object(config_object if config_object is not None else Config())
+    app.url_map.converters["int"] = RecordIdConverter  # before any route is added
 
     from app.users import configure_hasher, configure_policy
 

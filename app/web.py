@@ -26,7 +26,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app import db
@@ -178,6 +178,10 @@ CONFLICT_MESSAGE = ("Another change to the same record was saved first, or the r
                     "nothing of yours was saved. Reload the page and check before trying again.")
 
 
+OUT_OF_RANGE_MESSAGE = ("A number or text in the request is larger than this system can record; nothing was "
+                        "saved. Check the values and try again.")
+
+
 def _security_headers(response: Any) -> Any:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Frame-Options"] = "DENY"
@@ -251,6 +255,12 @@ def _register_error_handlers(app: Flask) -> None:
         db.session.rollback()  # a concurrent change or a duplicate reached the database first
         return _error_response(409, "Conflict", CONFLICT_MESSAGE)
 
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _value_out_of_range(_exc: Exception) -> Any:
+        db.session.rollback()  # a number or text too large for its column reached the database
+        return _error_response(422, "Value out of range", OUT_OF_RANGE_MESSAGE)
+
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
         return _error_response(400, "Form expired or invalid", "The form's security token is missing or "
@@ -291,7 +301,10 @@ def parse_local_datetime(text: str | None) -> datetime | None:
         raise ValidationFailed(f"'{text}' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=site_zone())
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationFailed(f"'{text}' is outside the range of dates this system records.") from None
 
 
 def safe_next(target: str | None) -> str:

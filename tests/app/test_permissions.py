@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from werkzeug.routing import FloatConverter, IntegerConverter
 
 from app.permissions import ALL_ROLES, PERMISSIONS, permission_of, roles_for
 from tests.conftest import CSRFClient, PASSWORD
@@ -18,7 +19,7 @@ def is_public(endpoint: str) -> bool:
 def placeholder_url(rule) -> str:
     values = {}
     for name, converter in rule._converters.items():
-        values[name] = 999999 if type(converter).__name__ in ("IntegerConverter", "FloatConverter") else "x"
+        values[name] = 999999 if isinstance(converter, (IntegerConverter, FloatConverter)) else "x"
     return rule.build(values, append_unknown=False)[1]
 
 

@@ -139,3 +139,36 @@ def test_static_assets_need_no_database_round_trip(app, client, make_user, login
     assert response.status_code == 200 and page.status_code == 200
     assert any("user_account" in s for s in statements)  # the page loads its user; the asset did not
     assert sum("user_account" in s for s in statements) == 1
+
+
+def test_ids_beyond_an_integer_key_are_not_found_not_a_server_error(client, make_user, login):
+    login(make_user("admin"))
+    assert client.get("/admin/users/99999999999999999999").status_code == 404
+    assert client.get(f"/admin/users/{2**31}").status_code == 404
+    assert client.get("/api/v1/users/99999999999999999999").status_code == 404
+
+
+def test_dates_beyond_the_calendar_are_refused_with_a_message(client, make_user, login):
+    login(make_user("qa"))
+    page = client.get("/audit?start=0001-01-01T00:00%2B05:00")
+    assert page.status_code == 200 and "outside the range of dates" in page.get_data(as_text=True)
+    response = client.get("/api/v1/audit-entries?start=0001-01-01T00:00%2B05:00", )
+    assert response.status_code == 422 and "outside the range" in response.json["message"]
+
+
+def test_a_value_too_large_for_its_column_is_a_422_and_saves_nothing(app, client, make_user, login, monkeypatch):
+    from app import db
+    from app.users import User
+
+    user = make_user("operator", full_name="Kept Name")
+
+    def oversized_write():
+        db.session.get(User, user.id).full_name = "Half Saved"
+        db.session.get(User, 2**70)  # an id no integer column can hold
+        return "unreachable"
+
+    login(user)
+    monkeypatch.setitem(app.view_functions, "core.home", oversized_write)
+    response = client.get("/")
+    assert response.status_code == 422 and "nothing was saved" in response.get_data(as_text=True)
+    assert db.session.get(User, user.id).full_name == "Kept Name"
