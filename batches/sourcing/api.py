@@ -5,7 +5,6 @@ state conflicts.
 """
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from flask import jsonify, url_for
@@ -15,12 +14,11 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from app import db
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.permissions import require
 from app.signatures import signatures_for
 from app.web import site_zone
 from batches.sourcing import operations
-from batches.sourcing.models import CbuAcceptanceCriteria
 from batches.sourcing.schemas import (
     CordBloodUnitIntakeSchema,
     CordBloodUnitSchema,
@@ -60,10 +58,6 @@ class CbuCriteriaApproveSchema(Schema):
     comment = fields.Str(load_default=None)
 
 
-def _day_start(day: Any) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=site_zone()).astimezone(timezone.utc)
-
-
 @units_blp.route("")
 class CordBloodUnits(MethodView):
     @require("sourcing.view")
@@ -75,8 +69,7 @@ class CordBloodUnits(MethodView):
             return operations.assignable_units(db.session)
         return operations.search_units(
             db.session, din=query["din"], bank=query["bank"], status=query["status"],
-            received_from=_day_start(query["received_from"]) if query["received_from"] else None,
-            received_to=_day_start(query["received_to"]) + timedelta(days=1) if query["received_to"] else None)
+            received_from=query["received_from"], received_to=query["received_to"], zone=site_zone())
 
     @require("sourcing.receive")
     @units_blp.arguments(CordBloodUnitIntakeSchema)
@@ -165,9 +158,6 @@ class CriteriaVersions(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """A draft version; omitted values take the defaults. Not in force until approved."""
         description = data.pop("change_description", None)
-        markers = data.pop("required_marker_list", None)
-        if markers is not None:
-            data["required_markers"] = markers
         return operations.create_criteria_draft(db.session, data, change_description=description)
 
 
@@ -178,9 +168,7 @@ class CriteriaApprove(MethodView):
     @criteria_blp.response(200, CbuAcceptanceCriteriaSchema)
     def post(self, data: dict[str, Any], criteria_id: int) -> Any:
         """QA e-signs a draft; it is in force for units received from then on."""
-        version = db.session.get(CbuAcceptanceCriteria, criteria_id)
-        if version is None:
-            raise NotFound("No such criteria version.")
+        version = operations.get_criteria(db.session, criteria_id)
         return operations.approve_criteria(db.session, version, username=data["username"],
                                            password=data["password"], current_user=current_user,
                                            comment=data["comment"])

@@ -67,6 +67,10 @@ RELEASE_PENDING = "pending"
 RELEASE_COMPLETED = "completed"
 
 
+def format_position(freezer: str | None, rack: str | None, box: str | None, slot: str | None) -> str:
+    return f"{freezer} / rack {rack} / box {box} / slot {slot}"
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -186,8 +190,7 @@ class CordBloodUnit(Audited, Signable, Base):
     def storage_position(self) -> str | None:
         if not self.storage_freezer:
             return None
-        return (f"{self.storage_freezer} / rack {self.storage_rack} / box {self.storage_box} / "
-                f"slot {self.storage_slot}")
+        return format_position(self.storage_freezer, self.storage_rack, self.storage_box, self.storage_slot)
 
     @property
     def eligibility_reason_list(self) -> list[str]:

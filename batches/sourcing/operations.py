@@ -12,7 +12,7 @@ Contract used by batch execution:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
@@ -23,6 +23,8 @@ from app.db import utcnow
 from app.errors import Conflict, NotFound, PermissionDenied, ReasonRequired, ValidationFailed
 from app.permissions import can
 from app.signatures import sign_record
+from app.users import User
+from app.web import format_cells
 from batches.sourcing.models import (
     CRITERIA_APPROVED,
     CRITERIA_DRAFT,
@@ -53,6 +55,7 @@ from batches.sourcing.models import (
     CbuCustodyEvent,
     CbuExceptionalRelease,
     CordBloodUnit,
+    format_position,
 )
 
 # 21 CFR 1271.80(b): the birth mother's specimen is collected within 7 days of recovery.
@@ -83,9 +86,18 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (STATUS_QUARANTINE, STATUS_REJECTED): "rejected",
 }
 RECEIVING_AREA = "Receiving"
+# Ids are 32-bit integers in the database; a larger one in a URL names no record (and would not bind).
+MAX_ID = 2**31 - 1
 
 
 # --- acceptance criteria --------------------------------------------------------------------------
+
+def get_criteria(session: Session, criteria_id: int) -> CbuAcceptanceCriteria:
+    criteria = session.get(CbuAcceptanceCriteria, criteria_id) if 0 < criteria_id <= MAX_ID else None
+    if criteria is None:
+        raise NotFound("No such criteria version.")
+    return criteria
+
 
 def list_criteria(session: Session) -> list[CbuAcceptanceCriteria]:
     """Every criteria version, newest first."""
@@ -194,21 +206,15 @@ class CriterionOutcome:
     passed: bool
 
 
-def _cells(value: float) -> str:
-    from app.web import format_cells
-
-    return format_cells(value)
-
-
 def evaluate_criteria(criteria: CbuAcceptanceCriteria, values: Mapping[str, Any]) -> list[CriterionOutcome]:
     """Each criterion of a version, pass or fail, for a unit's received data."""
     eligibility = determine_eligibility(_markers_of(values), criteria.required_marker_list)
     required_labels = ", ".join(MARKERS[m] for m in criteria.required_marker_list) or "none"
     return [
-        CriterionOutcome("tnc", "Total nucleated cells", f">= {_cells(criteria.min_tnc_cells)}",
-                         _cells(values["tnc_cells"]), values["tnc_cells"] >= criteria.min_tnc_cells),
-        CriterionOutcome("cd34", "CD34+ cells", f">= {_cells(criteria.min_cd34_cells)}",
-                         _cells(values["cd34_cells"]), values["cd34_cells"] >= criteria.min_cd34_cells),
+        CriterionOutcome("tnc", "Total nucleated cells", f">= {format_cells(criteria.min_tnc_cells)}",
+                         format_cells(values["tnc_cells"]), values["tnc_cells"] >= criteria.min_tnc_cells),
+        CriterionOutcome("cd34", "CD34+ cells", f">= {format_cells(criteria.min_cd34_cells)}",
+                         format_cells(values["cd34_cells"]), values["cd34_cells"] >= criteria.min_cd34_cells),
         CriterionOutcome("viability", "Viability", f">= {criteria.min_viability_percent:g} %",
                          f"{values['viability_percent']:g} %",
                          values["viability_percent"] >= criteria.min_viability_percent),
@@ -230,10 +236,6 @@ def _markers_of(values: Mapping[str, Any]) -> dict[str, str | None]:
 
 
 # --- intake ---------------------------------------------------------------------------------------
-
-def format_position(freezer: str | None, rack: str | None, box: str | None, slot: str | None) -> str:
-    return f"{freezer} / rack {rack} / box {box} / slot {slot}"
-
 
 def _check_position_free(session: Session, freezer: str, rack: str, box: str, slot: str,
                          except_unit: CordBloodUnit | None = None) -> None:
@@ -258,8 +260,6 @@ def receive_unit(session: Session, data: Mapping[str, Any]) -> CordBloodUnit:
     ``data`` is the loaded intake schema (shape and ranges already checked); this adds the rules that need
     the database: duplicate DIN, collection age limit of the criteria version, storage slot, receiver.
     """
-    from app.users import User
-
     now = utcnow()
     existing = find_unit_by_din(session, data["din"])
     if existing is not None:
@@ -320,28 +320,39 @@ def receive_unit(session: Session, data: Mapping[str, Any]) -> CordBloodUnit:
 # --- queries --------------------------------------------------------------------------------------
 
 def get_unit(session: Session, unit_id: int) -> CordBloodUnit:
-    unit = session.get(CordBloodUnit, unit_id)
+    unit = session.get(CordBloodUnit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None:
         raise NotFound(f"There is no cord blood unit with id {unit_id}.")
     return unit
 
 
+def _day_start(day: date, zone: tzinfo, days_later: int = 0) -> datetime | None:
+    """Midnight starting a day in the given zone, in UTC; None beyond either end of the calendar (no bound)."""
+    try:
+        return datetime.combine(day + timedelta(days=days_later), time.min, tzinfo=zone).astimezone(timezone.utc)
+    except OverflowError:
+        return None
+
+
 def search_units(session: Session, *, din: str | None = None, bank: str | None = None, status: str | None = None,
-                 received_from: datetime | None = None, received_to: datetime | None = None,
+                 received_from: date | None = None, received_to: date | None = None, zone: tzinfo = timezone.utc,
                  limit: int = 200) -> list[CordBloodUnit]:
-    """Units matching the filters, most recently received first. A DIN may be partial or eye-readable."""
+    """Units matching the filters, most recently received first. A DIN may be partial or eye-readable; the
+    receipt days (both inclusive) are days in ``zone``, the site's time zone."""
     stmt = select(CordBloodUnit)
     if din:
         cleaned = "".join(ch for ch in din.upper() if ch.isalnum())[:13]
         stmt = stmt.where(CordBloodUnit.din.contains(cleaned))
     if bank:
-        stmt = stmt.where(func.lower(CordBloodUnit.source_bank).contains(bank.strip().lower()))
+        stmt = stmt.where(func.lower(CordBloodUnit.source_bank).contains(bank.strip().lower(), autoescape=True))
     if status:
         stmt = stmt.where(CordBloodUnit.status == status)
-    if received_from:
-        stmt = stmt.where(CordBloodUnit.received_at >= received_from)
-    if received_to:
-        stmt = stmt.where(CordBloodUnit.received_at < received_to)
+    start = _day_start(received_from, zone) if received_from else None
+    end = _day_start(received_to, zone, days_later=1) if received_to else None
+    if start:
+        stmt = stmt.where(CordBloodUnit.received_at >= start)
+    if end:
+        stmt = stmt.where(CordBloodUnit.received_at < end)
     return list(session.execute(stmt.order_by(CordBloodUnit.received_at.desc(), CordBloodUnit.id.desc())
                                 .limit(limit)).scalars())
 

@@ -4,12 +4,13 @@ The tablet form and the REST API load the same schema, so both give the same mes
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from app.db import utcnow
 from batches.sourcing.isbt128 import DinError, parse_din, parse_product_code
@@ -25,13 +26,17 @@ def parse_cell_count(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("not a number")
     if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip().replace(",", "")
-    match = CELL_COUNT_PATTERN.fullmatch(text)
-    if not match:
-        raise ValueError("not a cell count")
-    exponent = match.group("exp1") or match.group("exp2") or "0"
-    return float(match.group("mantissa")) * 10 ** int(exponent)
+        count = float(value)
+    else:
+        match = CELL_COUNT_PATTERN.fullmatch(str(value).strip().replace(",", ""))
+        if not match:
+            raise ValueError("not a cell count")
+        exponent = match.group("exp1") or match.group("exp2") or "0"
+        # One float literal: 10 ** int(exponent) would first build a huge integer for '1e99999999'.
+        count = float(f"{match.group('mantissa')}e{exponent}")
+    if not math.isfinite(count):  # NaN or Infinity in JSON, or an exponent beyond any float
+        raise ValueError("not a finite number")
+    return count
 
 
 class CellCount(fields.Field):
@@ -141,7 +146,10 @@ class SiteDateTime(fields.DateTime):
             raise ValidationError("Enter a date and time as YYYY-MM-DD HH:MM.") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=_site_zone())
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 lies before the first representable UTC time
+            raise ValidationError("Enter a date and time as YYYY-MM-DD HH:MM.") from None
 
 
 def _site_zone() -> ZoneInfo:
@@ -160,9 +168,29 @@ def _yes_no(label: str) -> fields.Boolean:
                                                          "invalid": f"Answer yes or no: {label}?"})
 
 
-def _position(label: str, pattern: str = r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,19}\Z") -> fields.Str:
-    return fields.Str(required=True, validate=validate.Regexp(
-        pattern, error=f"The {label} is up to 20 letters or digits."), error_messages={"required": f"Enter the {label}."})
+def _position(label: str, required: bool = True) -> fields.Str:
+    presence: dict[str, Any] = {"required": True} if required else {"load_default": None}
+    return fields.Str(validate=validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,19}\Z",
+                                               error=f"The {label} is up to 20 letters or digits."),
+                      error_messages={"required": f"Enter the {label}."}, **presence)
+
+
+def _freezer(required: bool = True) -> fields.Str:
+    presence: dict[str, Any] = {"required": True} if required else {"load_default": None}
+    return fields.Str(validate=validate.Regexp(r"[A-Z0-9][A-Z0-9_-]{0,39}\Z",
+                                               error="The freezer is its equipment asset code, e.g. LN2-01."),
+                      error_messages={"required": "Scan or enter the freezer's asset code."}, **presence)
+
+
+def _clean_entries(data: Any) -> Any:
+    """Entries trimmed, blank ones counted as not entered, the freezer's asset code upper-case."""
+    if not isinstance(data, Mapping):
+        return data
+    cleaned = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    cleaned = {k: v for k, v in cleaned.items() if v not in ("", None)}
+    if isinstance(cleaned.get("storage_freezer"), str):
+        cleaned["storage_freezer"] = cleaned["storage_freezer"].upper()
+    return cleaned
 
 
 class CordBloodUnitIntakeSchema(Schema):
@@ -203,9 +231,7 @@ class CordBloodUnitIntakeSchema(Schema):
     seal_intact = _yes_no("seal intact")
     received_by = fields.Str(load_default=None, validate=validate.Length(max=80))
     received_at = SiteDateTime(load_default=None)
-    storage_freezer = fields.Str(required=True, validate=validate.Regexp(
-        r"[A-Z0-9][A-Z0-9_-]{0,39}\Z", error="The freezer is its equipment asset code, e.g. LN2-01."),
-        error_messages={"required": "Scan or enter the freezer's asset code."})
+    storage_freezer = _freezer()
     storage_rack = _position("rack")
     storage_box = _position("box")
     storage_slot = _position("slot")
@@ -213,12 +239,9 @@ class CordBloodUnitIntakeSchema(Schema):
     @pre_load
     def _normalise(self, data: Any, **kwargs: Any) -> Any:
         """Blank form fields count as not entered; codes are upper-case; ABO/Rh accepts 'O pos'."""
-        if not isinstance(data, Mapping):
-            return data
-        cleaned = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
-        cleaned = {k: v for k, v in cleaned.items() if v not in ("", None)}
-        if isinstance(cleaned.get("storage_freezer"), str):
-            cleaned["storage_freezer"] = cleaned["storage_freezer"].upper()
+        cleaned = _clean_entries(data)
+        if not isinstance(cleaned, Mapping):
+            return cleaned
         if isinstance(cleaned.get("abo_rh"), str):
             abo = cleaned["abo_rh"].upper().replace(" ", "").replace("RH", "")
             cleaned["abo_rh"] = abo.replace("POS", "+").replace("NEG", "-")
@@ -334,13 +357,21 @@ class CbuExceptionalReleaseSchema(Schema):
 
 
 class CbuCustodyActionSchema(Schema):
-    action = fields.Str(required=True, validate=validate.OneOf(["remove", "return", "dispose"]))
-    reason = fields.Str(load_default=None)
-    destination = fields.Str(load_default=None)
-    storage_freezer = fields.Str(load_default=None)
-    storage_rack = fields.Str(load_default=None)
-    storage_box = fields.Str(load_default=None)
-    storage_slot = fields.Str(load_default=None)
+    """A movement, from the tablet form or the API; which fields each action needs is checked by the operation."""
+
+    action = fields.Str(required=True, validate=validate.OneOf(["remove", "return", "dispose"],
+                                                               error="Choose remove, return or dispose."),
+                        error_messages={"required": "Choose remove, return or dispose."})
+    reason = fields.Str(load_default=None, validate=validate.Length(max=2000, error="At most 2000 characters."))
+    destination = fields.Str(load_default=None, validate=validate.Length(max=200, error="At most 200 characters."))
+    storage_freezer = _freezer(required=False)
+    storage_rack = _position("rack", required=False)
+    storage_box = _position("box", required=False)
+    storage_slot = _position("slot", required=False)
+
+    @pre_load
+    def _normalise(self, data: Any, **kwargs: Any) -> Any:
+        return _clean_entries(data)
 
 
 class CbuAcceptanceCriteriaSchema(Schema):
@@ -364,6 +395,12 @@ class CbuAcceptanceCriteriaSchema(Schema):
     created_by = fields.Str(dump_only=True)
     approved_at = fields.DateTime(dump_only=True)
     approved_by = fields.Str(dump_only=True)
+
+    @post_load
+    def _marker_key(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Loaded under the name create_criteria_draft takes (None: the defaults)."""
+        data["required_markers"] = data.pop("required_marker_list", None)
+        return data
 
 
 def first_errors(messages: Any) -> dict[str, list[str]]:

@@ -2,15 +2,15 @@
 custody movements and the acceptance criteria versions."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from app import db
-from app.errors import DomainError, NotFound
+from app.errors import DomainError, ValidationFailed
 from app.permissions import require
 from app.signatures import signatures_for
 from app.web import form_value, format_cells, site_zone
@@ -21,10 +21,14 @@ from batches.sourcing.models import (
     MARKER_RESULTS,
     MARKERS,
     STATUSES,
-    CbuAcceptanceCriteria,
     CordBloodUnit,
 )
-from batches.sourcing.schemas import CordBloodUnitIntakeSchema, CbuAcceptanceCriteriaSchema, first_errors
+from batches.sourcing.schemas import (
+    CbuAcceptanceCriteriaSchema,
+    CbuCustodyActionSchema,
+    CordBloodUnitIntakeSchema,
+    first_errors,
+)
 
 bp = Blueprint("sourcing", __name__, url_prefix="/sourcing", static_folder="static",
                static_url_path="/static")
@@ -32,25 +36,23 @@ bp = Blueprint("sourcing", __name__, url_prefix="/sourcing", static_folder="stat
 NOTHING_SAVED = "Please correct the highlighted fields; nothing was saved."
 
 
-def _parse_day(text: str) -> datetime | None:
-    """A date typed in a filter, as the UTC start of that day in the site zone (bad dates are ignored)."""
+def _parse_day(text: str) -> date | None:
+    """A date typed in a filter (bad dates are ignored)."""
     try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
+        return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         return None
-    return datetime.combine(day, time.min, tzinfo=site_zone()).astimezone(timezone.utc)
 
 
 @bp.route("/units")
 @require("sourcing.view")
 def units() -> Any:
     filters = {k: (request.args.get(k) or "").strip() for k in ("din", "bank", "status", "received_from", "received_to")}
-    received_from = _parse_day(filters["received_from"])
-    received_to = _parse_day(filters["received_to"])
     found = operations.search_units(
         db.session, din=filters["din"] or None, bank=filters["bank"] or None,
         status=filters["status"] if filters["status"] in STATUSES else None,
-        received_from=received_from, received_to=received_to + timedelta(days=1) if received_to else None)
+        received_from=_parse_day(filters["received_from"]), received_to=_parse_day(filters["received_to"]),
+        zone=site_zone())
     return render_template("batches/sourcing/units.html", units=found, filters=filters, statuses=STATUSES,
                            status_labels=operations.STATUS_LABELS)
 
@@ -108,6 +110,16 @@ def unit_page(unit_id: int) -> Any:
     return _render_unit(operations.get_unit(db.session, unit_id))
 
 
+def _load_form(schema: Schema) -> dict[str, Any]:
+    """The posted form through a schema; a format error is a refusal like any other."""
+    form = request.form.to_dict()
+    form.pop("csrf_token", None)
+    try:
+        return schema.load(form)
+    except ValidationError as exc:
+        raise ValidationFailed(NOTHING_SAVED, errors=first_errors(exc.messages)) from None
+
+
 def _signature_fields() -> dict[str, Any]:
     return {"username": form_value("sign_username"), "password": request.form.get("sign_password", ""),
             "current_user": current_user}
@@ -145,7 +157,7 @@ def unit_exceptional_release(unit_id: int) -> Any:
 def unit_custody(unit_id: int) -> Any:
     unit = operations.get_unit(db.session, unit_id)
     try:
-        operations.record_movement(db.session, unit, {k: v.strip() for k, v in request.form.items()})
+        operations.record_movement(db.session, unit, _load_form(CbuCustodyActionSchema()))
     except DomainError as exc:
         return _refused(unit_id, exc, "custody")
     flash("Movement recorded.", "success")
@@ -160,21 +172,18 @@ def criteria() -> Any:
 
 def _render_criteria(*, form: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None,
                      message: str | None = None, status: int = 200) -> Any:
-    defaults = {**operations.DEFAULT_CRITERIA}
     try:
         current = operations.criteria_in_force(db.session, datetime.now(timezone.utc))
     except DomainError:
         current = None
-    source = current or defaults
-    form = form if form is not None else {
-        key: (getattr(source, key) if current else source[key])
-        for key in ("min_tnc_cells", "min_cd34_cells", "min_viability_percent", "max_shipper_temperature_c",
-                    "max_collection_age_days")}
-    for key in ("min_tnc_cells", "min_cd34_cells"):  # shown as typed: 1 x 10^9, which the form accepts back
-        if isinstance(form.get(key), float):
+    if form is None:  # a new draft starts from the version in force, else from the defaults
+        if current:
+            form = {key: getattr(current, key) for key in operations.DEFAULT_CRITERIA}
+            form["required_markers"] = current.required_marker_list
+        else:
+            form = dict(operations.DEFAULT_CRITERIA)
+        for key in ("min_tnc_cells", "min_cd34_cells"):  # shown as 1 x 10^9, which the form accepts back
             form[key] = format_cells(form[key])
-    if "required_markers" not in form:
-        form["required_markers"] = current.required_marker_list if current else defaults["required_markers"]
     return render_template("batches/sourcing/criteria.html", versions=operations.list_criteria(db.session),
                            current=current, form=form, errors=errors or {}, message=message, markers=MARKERS), status
 
@@ -188,7 +197,6 @@ def criteria_new() -> Any:
         values = CbuAcceptanceCriteriaSchema().load({k: v for k, v in form.items() if v not in ("", None)})
     except ValidationError as exc:
         return _render_criteria(form=form, errors=first_errors(exc.messages), message=NOTHING_SAVED, status=422)
-    values["required_markers"] = values.pop("required_marker_list", None) or []
     try:
         draft = operations.create_criteria_draft(db.session, values,
                                                  change_description=values.pop("change_description", None))
@@ -202,9 +210,7 @@ def criteria_new() -> Any:
 @bp.route("/criteria/<int:criteria_id>/approve", methods=["POST"])
 @require("sourcing.criteria")
 def criteria_approve(criteria_id: int) -> Any:
-    version = db.session.get(CbuAcceptanceCriteria, criteria_id)
-    if version is None:
-        raise NotFound("No such criteria version.")
+    version = operations.get_criteria(db.session, criteria_id)
     try:
         operations.approve_criteria(db.session, version, comment=form_value("sign_comment") or None,
                                     **_signature_fields())

@@ -139,3 +139,68 @@ def test_endpoints_are_in_the_openapi_document(client, api_headers, operator):
     intake = spec["components"]["schemas"]["CordBloodUnitIntake"]["properties"]
     assert intake["din"]["type"] == "string" and "check character" in intake["din"]["description"]
     assert intake["marker_hiv_ab"]["enum"] == ["non_reactive", "reactive", "not_done"]
+
+
+def test_api_refuses_nan_cell_counts_with_a_message(client, api_headers, operator, criteria, intake_data, make_user):
+    import json
+
+    before = unit_count()
+    body = json.dumps(intake_data(received_by=operator.username, tnc_cells="NAN-HERE")).replace('"NAN-HERE"', "NaN")
+    response = client.post(URL, data=body, headers={**api_headers(operator), "Content-Type": "application/json"})
+    assert response.status_code == 422 and "tnc_cells" in response.get_json()["errors"]
+    assert unit_count() == before
+    response = client.post("/api/v1/cbu-acceptance-criteria", data='{"min_tnc_cells": NaN}',
+                           headers={**api_headers(make_user("qa")), "Content-Type": "application/json"})
+    assert response.status_code == 422 and "min_tnc_cells" in response.get_json()["errors"]
+
+
+def test_api_receipt_date_filter_at_the_ends_of_the_calendar(client, api_headers, operator, make_unit):
+    din = make_unit().din
+    headers = api_headers(operator)
+    for query in ("received_to=9999-12-31", "received_from=0001-01-01", "received_from=0001-01-01&received_to=9999-12-31"):
+        response = client.get(f"{URL}?{query}", headers=headers)
+        assert response.status_code == 200, query
+        assert din in [u["din"] for u in response.get_json()]
+
+
+def test_api_ids_beyond_the_database_integer_are_404(client, api_headers, operator, make_user):
+    huge = 2**64
+    qa = make_user("qa")
+    qa_name, qa_headers, headers = qa.username, api_headers(qa), api_headers(operator)
+    assert client.get(f"{URL}/{huge}", headers=headers).status_code == 404
+    assert client.get(f"{URL}/{huge}/custody-events", headers=headers).status_code == 404
+    response = client.post(f"/api/v1/cbu-acceptance-criteria/{huge}/approve",
+                           json={"username": qa_name, "password": PASSWORD}, headers=qa_headers)
+    assert response.status_code == 404
+
+
+def test_api_custody_positions_and_places_are_checked_like_the_intake(client, api_headers, operator, make_unit):
+    unit_id = make_unit().id
+    headers = api_headers(operator)
+
+    def event_count():
+        return db.session.execute(select(func.count()).select_from(CbuCustodyEvent)
+                                  .where(CbuCustodyEvent.unit_id == unit_id)).scalar_one()
+
+    response = client.post(f"{URL}/{unit_id}/custody-events", json={"action": "remove", "destination": "x" * 201,
+                                                                    "reason": "check"}, headers=headers)
+    assert response.status_code == 422 and "destination" in response.get_json()["errors"]
+    assert event_count() == 2
+    response = client.post(f"{URL}/{unit_id}/custody-events", json={"action": "remove", "destination": "QC",
+                                                                    "reason": "check"}, headers=headers)
+    assert response.status_code == 201
+    response = client.post(f"{URL}/{unit_id}/custody-events", json={
+        "action": "return", "storage_freezer": "LN2-01", "storage_rack": "r" * 21, "storage_box": "#",
+        "storage_slot": "1"}, headers=headers)
+    assert response.status_code == 422
+    assert {"storage_rack", "storage_box"} <= set(response.get_json()["errors"])
+    assert event_count() == 3
+    assert db.session.get(CordBloodUnit, unit_id).custody_state == "removed"
+
+
+def test_api_bank_search_takes_wildcards_literally(client, api_headers, operator, make_unit):
+    make_unit(source_bank="Porto Bank")
+    headers = api_headers(operator)
+    assert client.get(f"{URL}?bank=%25", headers=headers).get_json() == []
+    assert client.get(f"{URL}?bank=porto_bank", headers=headers).get_json() == []
+    assert len(client.get(f"{URL}?bank=porto%20bank", headers=headers).get_json()) == 1

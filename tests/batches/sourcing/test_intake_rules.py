@@ -183,3 +183,23 @@ def test_custody_events_are_append_only_in_the_database(db_session, make_unit):
             db_session.execute(text("UPDATE cbu_custody_event SET performed_by = 'someone' WHERE id = :i"),
                                {"i": event_id})
     assert db_session.get(CbuCustodyEvent, event_id).performed_by != "someone"
+
+
+def test_a_huge_exponent_is_refused_at_once(intake_data):
+    import time
+
+    started = time.monotonic()
+    messages = errors_of(intake_data(tnc_cells="1e9999999"))
+    assert time.monotonic() - started < 1  # no integer 10 ** 9999999 is built on the request path
+    assert "such as 1.2e9 or 1.2x10^9" in messages["tnc_cells"][0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_cell_count_that_is_not_a_finite_number_is_refused(intake_data, value):
+    messages = errors_of(intake_data(tnc_cells=value))
+    assert "such as 1.2e9 or 1.2x10^9" in messages["tnc_cells"][0]
+
+
+def test_a_receipt_time_before_the_calendar_begins_in_utc_is_a_message(intake_data):
+    messages = errors_of(intake_data(received_at="0001-01-01T00:00+05:00"))
+    assert "date and time" in messages["received_at"][0]

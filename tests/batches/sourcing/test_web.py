@@ -221,6 +221,48 @@ def test_a_custody_movement_without_a_reason_is_refused(client, make_unit, make_
     assert db.session.get(CordBloodUnit, unit.id).custody_state == "in_storage"
 
 
+def test_a_returned_unit_needs_a_storage_position_in_the_intake_format(client, make_unit, make_user, login):
+    unit = make_unit()
+    login(make_user("operator"))
+    client.post(f"/sourcing/units/{unit.id}/custody", data={"action": "remove", "destination": "QC", "reason": "check"})
+    before = counts()
+    response = client.post(f"/sourcing/units/{unit.id}/custody", data={
+        "action": "return", "storage_freezer": "LN2 01!", "storage_rack": "1", "storage_box": "#", "storage_slot": "1"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "equipment asset code" in page and "box is up to 20 letters or digits" in page
+    assert counts() == before
+    assert db.session.get(CordBloodUnit, unit.id).custody_state == "removed"
+
+
+def test_a_removal_to_a_place_too_long_to_record_is_refused(client, make_unit, make_user, login):
+    unit = make_unit()
+    login(make_user("operator"))
+    before = counts()
+    response = client.post(f"/sourcing/units/{unit.id}/custody", data={
+        "action": "remove", "destination": "bench " * 40, "reason": "check"})
+    assert response.status_code == 422
+    assert "At most 200 characters" in response.get_data(as_text=True)
+    assert counts() == before
+
+
+def test_search_dates_at_the_ends_of_the_calendar(client, make_unit, make_user, login):
+    din = make_unit().din
+    login(make_user("operator"))
+    for query in ("received_to=9999-12-31", "received_from=0001-01-01", "received_from=2026-02-30"):
+        response = client.get(f"/sourcing/units?{query}")
+        assert response.status_code == 200, query
+        assert din in response.get_data(as_text=True)
+
+
+def test_ids_beyond_the_database_integer_are_404(client, make_user, login):
+    login(make_user("qa"))
+    huge = 2**64
+    assert client.get(f"/sourcing/units/{huge}").status_code == 404
+    assert client.post(f"/sourcing/units/{huge}/custody", data={"action": "dispose", "reason": "x"}).status_code == 404
+    assert client.post(f"/sourcing/criteria/{huge}/approve", data={}).status_code == 404
+
+
 def test_qa_drafts_and_approves_criteria_on_the_web(client, make_user, login):
     qa = make_user("qa")
     login(qa)
