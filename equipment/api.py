@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from app import db
 from app.api import API_PREFIX
+from app.errors import ValidationFailed
 from app.permissions import require
 from equipment import operations as ops
 from equipment.schemas import (
@@ -57,7 +58,7 @@ class AssetUsability(MethodView):
     @blp.response(200, UsabilitySchema)
     def get(self, asset_id: int) -> Any:
         """Whether the asset may be used now, and why not."""
-        return ops.check_asset_usable(db.session, ops.get_asset(db.session, asset_id).code)
+        return ops.asset_usability(db.session, ops.get_asset(db.session, asset_id))
 
 
 @blp.route("/assets/<int:asset_id>/readings")
@@ -93,8 +94,6 @@ class TagSamples(MethodView):
         """Samples downsampled to at most max_points buckets (min, max, mean, count); empty buckets absent."""
         tag = ops.get_tag(db.session, tag_id)
         if query["end"] <= query["start"]:
-            from app.errors import ValidationFailed
-
             raise ValidationFailed("The end must be after the start.", errors={"end": ["After the start."]})
         return ops.chart_series(db.session, tag.id, query["start"], query["end"], query["max_points"])
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from html import escape
 from typing import Sequence
 
-from equipment.telemetry import ChartPoint, to_us
+from equipment.telemetry import ChartPoint, from_us, to_us
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 320, 64, 16, 16, 40
 
@@ -71,8 +71,6 @@ def render_svg(points: Sequence[ChartPoint], start: datetime, end: datetime, *, 
         parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="12">{value:.4g}</text>')
     for i in range(5):
         us = t0 + (t1 - t0) * i // 4
-        from equipment.telemetry import from_us
-
         stamp = from_us(us)
         if zone is not None:
             stamp = stamp.astimezone(zone)  # type: ignore[arg-type]

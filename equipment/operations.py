@@ -2,7 +2,8 @@
 
 Batch execution uses:
 
-- ``check_asset_usable(session, asset_code, at=None) -> Usability(usable, reason, asset)``
+- ``check_asset_usable(session, asset_code, at=None) -> Usability(usable, reason, asset)`` (or
+  ``asset_usability(session, asset, at=None)`` for an asset already loaded)
 - ``start_usage(session, asset_code, *, record_type, record_id, started_at=None) -> AssetUsage``
   (raises ``app.errors.Conflict`` with the reason when the asset may not be used) and
   ``end_usage(session, usage, ended_at=None)``
@@ -32,6 +33,7 @@ from equipment.registry import (
     ServiceStatus,
     Usability,
     add_tag,
+    asset_usability,
     check_asset_usable,
     create_asset,
     end_usage,
@@ -55,8 +57,8 @@ from equipment.telemetry import Reading, chart_series, gaps_in_window, latest_re
 __all__ = [
     "MAX_SHELVE_MINUTES", "Alarm", "Asset", "AssetUsage", "Reading", "ServiceRecord", "ServiceStatus", "Tag",
     "TelemetryGap", "Usability", "acknowledge_alarm", "add_tag", "alarm_cleared", "alarm_raised",
-    "alarms_in_window", "alarms_needing_attention", "chart_series", "check_asset_usable", "create_asset",
-    "end_usage", "find_asset", "gap_opened", "gaps_in_window", "get_alarm", "get_asset", "get_tag",
+    "alarms_in_window", "alarms_needing_attention", "asset_usability", "chart_series", "check_asset_usable",
+    "create_asset", "end_usage", "find_asset", "gap_opened", "gaps_in_window", "get_alarm", "get_asset", "get_tag",
     "latest_readings", "latest_service", "list_assets", "open_gaps", "open_usages", "recent_alarms",
     "record_service", "service_status", "set_asset_status", "shelve_alarm", "start_usage", "unshelve_alarm",
     "update_connection", "update_tag", "usage_log",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import audit_reason, current_actor
@@ -52,6 +52,14 @@ def _clean(value: Any) -> str:
     return (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
 
 
+def _check_lengths(errors: dict[str, list[str]], model: Any, **values: str | None) -> None:
+    """Refuse text longer than its column (PostgreSQL would refuse it at flush with a server error)."""
+    for field, value in values.items():
+        limit = model.__table__.c[field].type.length
+        if value and len(value) > limit:
+            errors.setdefault(field, []).append(f"At most {limit} characters.")
+
+
 # --- assets -------------------------------------------------------------------------------------
 
 def get_asset(sess: Session, asset_id: int) -> Asset:
@@ -73,15 +81,32 @@ def list_assets(sess: Session) -> list[Asset]:
     return list(sess.execute(select(Asset).order_by(Asset.code)).scalars())
 
 
-def _validate_connection(errors: dict[str, list[str]], endpoint_url: str | None, policy: str, mode: str) -> None:
+def _validate_connection(errors: dict[str, list[str]], endpoint_url: str | None, policy: str, mode: str,
+                         opc_username: str | None) -> None:
     if endpoint_url and not ENDPOINT_PATTERN.match(endpoint_url):
         errors["endpoint_url"] = ["Use an OPC UA address such as opc.tcp://10.0.0.5:4840."]
+    _check_lengths(errors, Asset, endpoint_url=endpoint_url, opc_username=opc_username)
     if policy not in SECURITY_POLICIES:
         errors["security_policy"] = [f"Choose one of {', '.join(SECURITY_POLICIES)}."]
     if mode not in SECURITY_MODES:
         errors["security_mode"] = [f"Choose one of {', '.join(SECURITY_MODES)}."]
     elif policy in SECURITY_POLICIES and (policy == "None") != (mode == "None"):
         errors["security_mode"] = ["Policy None goes with mode None; Basic256Sha256 needs Sign or SignAndEncrypt."]
+
+
+def _set_connection(asset: Asset, endpoint_url: str | None, security_policy: str, security_mode: str,
+                    opc_username: str | None, opc_password: str | None) -> None:
+    """Store a validated connection; a blank password keeps the stored one, no user means no password."""
+    asset.endpoint_url = endpoint_url
+    asset.security_policy = security_policy
+    asset.security_mode = security_mode
+    asset.opc_username = opc_username
+    if not opc_username:
+        asset.opc_password_encrypted = None
+    elif opc_password:
+        from equipment.opcua.security import encrypt_secret
+
+        asset.opc_password_encrypted = encrypt_secret(opc_password)
 
 
 def create_asset(sess: Session, *, code: str, name: str, asset_type: str, location: str,
@@ -91,7 +116,7 @@ def create_asset(sess: Session, *, code: str, name: str, asset_type: str, locati
     """Register a piece of equipment; its code is what operators scan."""
     code = _clean(code).upper()
     name, location, asset_type = _clean(name), _clean(location), _clean(asset_type)
-    endpoint_url = _clean(endpoint_url) or None
+    endpoint_url, opc_username = _clean(endpoint_url) or None, _clean(opc_username) or None
     errors: dict[str, list[str]] = {}
     if not CODE_PATTERN.match(code):
         errors["code"] = ["2 to 40 capital letters, digits, dot, dash or underscore (e.g. CO2-INC-01)."]
@@ -103,18 +128,15 @@ def create_asset(sess: Session, *, code: str, name: str, asset_type: str, locati
         errors["asset_type"] = ["Choose the type of equipment."]
     if status not in ASSET_STATUSES:
         errors["status"] = ["Choose a status."]
-    _validate_connection(errors, endpoint_url, security_policy, security_mode)
+    _check_lengths(errors, Asset, name=name, location=location)
+    _validate_connection(errors, endpoint_url, security_policy, security_mode, opc_username)
     if errors:
         raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
     if find_asset(sess, code) is not None:
         raise Conflict(f"Equipment {code} is already registered.", errors={"code": ["Already registered."]})
     asset = Asset(code=code, name=name, asset_type=asset_type, location=location, status=status,
-                  endpoint_url=endpoint_url, security_policy=security_policy, security_mode=security_mode,
-                  opc_username=_clean(opc_username) or None, created_at=utcnow())
-    if opc_password:
-        from equipment.opcua.security import encrypt_secret
-
-        asset.opc_password_encrypted = encrypt_secret(opc_password)
+                  created_at=utcnow())
+    _set_connection(asset, endpoint_url, security_policy, security_mode, opc_username, opc_password)
     sess.add(asset)
     sess.flush()
     return asset
@@ -125,22 +147,13 @@ def update_connection(sess: Session, asset: Asset, *, endpoint_url: str | None, 
                       reason: str) -> None:
     """Change how the collector reaches an asset; a blank password keeps the stored one."""
     reason = _require_reason(reason, "Changing an OPC UA connection")
-    endpoint_url = _clean(endpoint_url) or None
+    endpoint_url, opc_username = _clean(endpoint_url) or None, _clean(opc_username) or None
     errors: dict[str, list[str]] = {}
-    _validate_connection(errors, endpoint_url, security_policy, security_mode)
+    _validate_connection(errors, endpoint_url, security_policy, security_mode, opc_username)
     if errors:
         raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
     with audit_reason(sess, reason):
-        asset.endpoint_url = endpoint_url
-        asset.security_policy = security_policy
-        asset.security_mode = security_mode
-        asset.opc_username = _clean(opc_username) or None
-        if opc_password:
-            from equipment.opcua.security import encrypt_secret
-
-            asset.opc_password_encrypted = encrypt_secret(opc_password)
-        if not asset.opc_username:
-            asset.opc_password_encrypted = None
+        _set_connection(asset, endpoint_url, security_policy, security_mode, opc_username, opc_password)
 
 
 def set_asset_status(sess: Session, asset: Asset, status: str, reason: str) -> None:
@@ -148,9 +161,9 @@ def set_asset_status(sess: Session, asset: Asset, status: str, reason: str) -> N
     reason = _require_reason(reason, "Changing the equipment status")
     if status not in ASSET_STATUSES:
         raise ValidationFailed("Choose a status.", errors={"status": [f"One of {', '.join(ASSET_STATUSES)}."]})
-    if status == "available" and open_usages(sess, asset.id):
-        raise Conflict(f"{asset.code} is still in use by {_usage_names(open_usages(sess, asset.id))}; "
-                       "end that use first.")
+    usages = open_usages(sess, asset.id) if status == "available" else []
+    if usages:
+        raise Conflict(f"{asset.code} is still in use by {_usage_names(usages)}; end that use first.")
     with audit_reason(sess, reason):
         asset.status = status
 
@@ -181,12 +194,14 @@ def record_service(sess: Session, asset: Asset, *, kind: str, performed_on: Any,
         errors["performed_on"] = ["A service cannot be recorded before it is done (date is in the future)."]
     if performed and due and due <= performed:
         errors["due_on"] = ["The next due date must be after the date performed."]
-    if not _clean(performed_by):
+    performed_by, certificate_ref = _clean(performed_by), _clean(certificate_ref) or None
+    if not performed_by:
         errors["performed_by"] = ["Say who performed it (person or service company)."]
+    _check_lengths(errors, ServiceRecord, performed_by=performed_by, certificate_ref=certificate_ref)
     if errors:
         raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
     record = ServiceRecord(asset_id=asset.id, kind=kind, performed_on=performed, due_on=due, result=result,
-                           performed_by=_clean(performed_by), certificate_ref=_clean(certificate_ref) or None,
+                           performed_by=performed_by, certificate_ref=certificate_ref,
                            notes=_clean(notes) or None, created_at=utcnow())
     sess.add(record)
     sess.flush()
@@ -253,6 +268,12 @@ def check_asset_usable(sess: Session, asset_code: str, at: datetime | None = Non
     if asset is None:
         shown = _clean(asset_code) or "(blank)"
         return Usability(False, f"No equipment with the code {shown} is registered.", None)
+    return asset_usability(sess, asset, at)
+
+
+def asset_usability(sess: Session, asset: Asset, at: datetime | None = None,
+                    calibration: ServiceStatus | None = None) -> Usability:
+    """The same answer for an asset already loaded (with its calibration status, when already known)."""
     if asset.status != "available":
         reason = f"{asset.code} is {asset.status_label.lower()}"
         if asset.status == "in_use":
@@ -260,7 +281,8 @@ def check_asset_usable(sess: Session, asset_code: str, at: datetime | None = Non
             if users:
                 reason += f" by {_usage_names(users)}"
         return Usability(False, reason + ".", asset)
-    calibration = service_status(sess, asset, "calibration", at)
+    if calibration is None:
+        calibration = service_status(sess, asset, "calibration", at)
     if calibration.record is None:
         return Usability(False, f"{asset.code} has no calibration on record.", asset)
     if calibration.failed:
@@ -279,6 +301,10 @@ def start_usage(sess: Session, asset_code: str, *, record_type: str, record_id: 
     if not record_type or not record_id:
         raise ValidationFailed("Say which record uses the equipment.",
                                errors={"record_id": ["The record type and identifier are required."]})
+    errors: dict[str, list[str]] = {}
+    _check_lengths(errors, AssetUsage, record_type=record_type, record_id=record_id)
+    if errors:
+        raise ValidationFailed("The record type or identifier is too long.", errors=errors)
     at = started_at or utcnow()
     usability = check_asset_usable(sess, asset_code, at)
     if not usability.usable:
@@ -349,6 +375,7 @@ def _validate_tag(values: dict[str, Any]) -> dict[str, Any]:
     if not parameter:
         errors["parameter"] = ["Name the parameter (e.g. Temperature)."]
     clean = {"node_id": node_id, "parameter": parameter, "unit": _clean(values.get("unit"))}
+    _check_lengths(errors, Tag, **clean)
     for field in ("low_limit", "high_limit"):
         clean[field] = _float_or_none(values.get(field), field, errors)
     for field in ("on_delay_s", "off_delay_s", "deadband"):
@@ -363,16 +390,26 @@ def _validate_tag(values: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def _refuse_clashing_tag(sess: Session, asset: Asset, clean: dict[str, Any], tag_id: int | None = None) -> None:
+    """Another tag of the asset (other than tag_id) with the same parameter name (any case) or NodeId."""
+    stmt = select(Tag).where(Tag.asset_id == asset.id, or_(func.lower(Tag.parameter) == clean["parameter"].lower(),
+                                                           Tag.node_id == clean["node_id"]))
+    if tag_id is not None:
+        stmt = stmt.where(Tag.id != tag_id)
+    existing = sess.execute(stmt.order_by(Tag.id).limit(1)).scalar_one_or_none()
+    if existing is None:
+        return
+    if existing.parameter.lower() == clean["parameter"].lower():
+        raise Conflict(f"{asset.code} already has a parameter {existing.parameter}.",
+                       errors={"parameter": ["Already defined for this equipment."]})
+    raise Conflict(f"{clean['node_id']} is already mapped to {existing.parameter}.",
+                   errors={"node_id": ["Already mapped."]})
+
+
 def add_tag(sess: Session, asset: Asset, **values: Any) -> Tag:
     """Map an OPC UA variable to a parameter of the asset, with its alarm settings."""
     clean = _validate_tag(values)
-    for existing in asset.tags:
-        if existing.parameter.lower() == clean["parameter"].lower():
-            raise Conflict(f"{asset.code} already has a parameter {existing.parameter}.",
-                           errors={"parameter": ["Already defined for this equipment."]})
-        if existing.node_id == clean["node_id"]:
-            raise Conflict(f"{clean['node_id']} is already mapped to {existing.parameter}.",
-                           errors={"node_id": ["Already mapped."]})
+    _refuse_clashing_tag(sess, asset, clean)
     tag = Tag(asset_id=asset.id, created_at=utcnow(), active=True, **clean)
     sess.add(tag)
     sess.flush()
@@ -384,12 +421,7 @@ def update_tag(sess: Session, tag: Tag, reason: str, **values: Any) -> None:
     """Change a tag's mapping, unit, limits or alarm timing (with a reason)."""
     reason = _require_reason(reason, "Changing a tag or its alarm limits")
     clean = _validate_tag(values)
-    clash = sess.execute(select(func.count()).select_from(Tag).where(
-        Tag.asset_id == tag.asset_id, Tag.id != tag.id,
-        (func.lower(Tag.parameter) == clean["parameter"].lower()) | (Tag.node_id == clean["node_id"]))).scalar_one()
-    if clash:
-        raise Conflict("Another tag of this equipment already uses that parameter name or NodeId.",
-                       errors={"parameter": ["Already used."]})
+    _refuse_clashing_tag(sess, tag.asset, clean, tag.id)
     with audit_reason(sess, reason):
         for key, value in clean.items():
             setattr(tag, key, value)

@@ -3,7 +3,7 @@ tags), registration, address-space browsing, alarm acknowledge and shelving."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -12,28 +12,38 @@ from app import db
 from app.db import utcnow
 from app.errors import DomainError, ValidationFailed
 from app.permissions import require
-from app.web import form_value, parse_local_datetime, safe_next, site_zone
+from app.web import form_value, parse_local_datetime, safe_next, site_time, site_zone
 from equipment import operations as ops
 from equipment.chart import render_svg
-from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES, Tag
+from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
 
 bp = Blueprint("equipment", __name__, url_prefix="/equipment", static_folder="static",
                static_url_path="/static")
 
 RANGES = {"1h": timedelta(hours=1), "8h": timedelta(hours=8), "24h": timedelta(days=1), "7d": timedelta(days=7),
           "14d": timedelta(days=14)}
+# A chart window must stay a day clear of the calendar's ends, so that showing it in any zone cannot overflow.
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
 
 
 def _asset_state(asset: Any) -> dict[str, Any]:
     sess = db.session
+    calibration = ops.service_status(sess, asset, "calibration")
     return {
         "asset": asset,
         "readings": ops.latest_readings(sess, asset.id),
         "alarms": ops.alarms_needing_attention(sess, asset.id),
         "gaps": ops.open_gaps(sess, asset.id),
-        "calibration": ops.service_status(sess, asset, "calibration"),
-        "usability": ops.check_asset_usable(sess, asset.code),
+        "calibration": calibration,
+        "usability": ops.asset_usability(sess, asset, calibration=calibration),
     }
+
+
+def _drawable(start: datetime | None, end: datetime | None) -> bool:
+    """Both ends given with a time zone, in order, and inside the range a chart can show."""
+    return (start is not None and end is not None and start.tzinfo is not None and end.tzinfo is not None
+            and EARLIEST < start < end < LATEST)
 
 
 @bp.route("/")
@@ -75,13 +85,15 @@ def _window() -> tuple[Any, Any, str]:
     """The chart window from the query: a preset range, or typed start and end in the site zone."""
     chosen = request.args.get("range", "24h")
     end = utcnow()
+    typed_start = typed_end = None
     try:
         typed_start = parse_local_datetime(request.args.get("start"))
         typed_end = parse_local_datetime(request.args.get("end"))
     except ValidationFailed as exc:
         flash(exc.message, "error")
-        typed_start = typed_end = None
-    if typed_start and typed_end and typed_end > typed_start:
+    except OverflowError:  # a date at the calendar's edge that the site zone pushes past it
+        flash("That date is out of range.", "error")
+    if _drawable(typed_start, typed_end):
         return typed_start, typed_end, "custom"
     if chosen not in RANGES:
         chosen = "24h"
@@ -115,15 +127,12 @@ def chart_svg(asset_id: int) -> Any:
     tag = ops.get_tag(db.session, request.args.get("tag", type=int) or 0)
     if tag.asset_id != asset.id:
         raise ValidationFailed("That parameter belongs to other equipment.")
-    from datetime import datetime
-
     try:
         start = datetime.fromisoformat(request.args.get("start", ""))
         end = datetime.fromisoformat(request.args.get("end", ""))
     except ValueError:
-        end = utcnow()
-        start = end - RANGES["24h"]
-    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        start = end = None
+    if not _drawable(start, end):
         end = utcnow()
         start = end - RANGES["24h"]
     points = ops.chart_series(db.session, tag.id, start, end, max_points=600)
@@ -224,7 +233,9 @@ def alarm_acknowledge(alarm_id: int) -> Any:
     alarm = ops.get_alarm(db.session, alarm_id)
     ops.acknowledge_alarm(db.session, alarm, form_value("comment"))
     flash(f"Alarm on {alarm.parameter} acknowledged.", "success")
-    return redirect(safe_next(request.form.get("next")) if request.form.get("next") else url_for("equipment.asset_page", asset_id=alarm.asset_id))
+    if request.form.get("next"):
+        return redirect(safe_next(request.form.get("next")))
+    return redirect(url_for("equipment.asset_page", asset_id=alarm.asset_id))
 
 
 @bp.route("/alarms/<int:alarm_id>/shelve", methods=["POST"])
@@ -232,9 +243,5 @@ def alarm_acknowledge(alarm_id: int) -> Any:
 def alarm_shelve(alarm_id: int) -> Any:
     alarm = ops.get_alarm(db.session, alarm_id)
     ops.shelve_alarm(db.session, alarm, form_value("minutes"), form_value("reason"))
-    flash(f"Alarm on {alarm.parameter} shelved until {alarm.shelved_until:%H:%M} UTC.", "success")
+    flash(f"Alarm on {alarm.parameter} shelved until {site_time(alarm.shelved_until, '%H:%M %Z')}.", "success")
     return redirect(url_for("equipment.asset_page", asset_id=alarm.asset_id))
-
-
-def tag_for(tag_id: int) -> Tag:
-    return ops.get_tag(db.session, tag_id)

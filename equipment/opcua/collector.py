@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ class AssetLocks:
             self.directory = Path(database).resolve().parent if database not in ("", ":memory:") else Path(".")
 
     def acquire(self, asset_id: int) -> bool:
-        if asset_id in self._files or (self.postgres and self._held(asset_id)):
+        if asset_id in self._files:
             return True
         if self.postgres:
             if self._conn is None:
@@ -118,9 +118,6 @@ class AssetLocks:
             return False
         self._files[asset_id] = fd
         return True
-
-    def _held(self, asset_id: int) -> bool:
-        return asset_id in self._files
 
     def release_all(self) -> None:
         for fd in self._files.values():
@@ -152,8 +149,6 @@ def _datetime_us(value: datetime | None) -> int | None:
     if value is None:
         return None
     if value.tzinfo is None:  # asyncua decodes OPC UA DateTime as naive UTC
-        from datetime import timezone
-
         value = value.replace(tzinfo=timezone.utc)
     return to_us(value)
 

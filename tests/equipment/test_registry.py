@@ -136,3 +136,60 @@ def test_opc_password_is_encrypted_and_never_in_the_audit_trail(db_session):
     assert password_for("SBR-01", asset.opc_password_encrypted) == "s3cret-pass"
     trail = " ".join(e.changes for e in db_session.execute(select(AuditEntry)).scalars())
     assert "s3cret" not in trail and asset.opc_password_encrypted not in trail
+
+
+def test_text_longer_than_its_column_is_refused_before_the_database(db_session, make_asset, make_tag):
+    long = "x" * 301
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.create_asset(db_session, code="CFG-09", name=long, asset_type="centrifuge", location=long,
+                         endpoint_url="opc.tcp://h/" + long, opc_username=long)
+    assert set(excinfo.value.errors) == {"name", "location", "endpoint_url", "opc_username"}
+    asset = make_asset("CFG-10", asset_type="centrifuge")
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.record_service(db_session, asset, kind="maintenance", performed_on=old_date(1), due_on=old_date(-90),
+                           result="pass", performed_by=long, certificate_ref=long)
+    assert set(excinfo.value.errors) == {"performed_by", "certificate_ref"}
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.add_tag(db_session, asset, node_id="ns=2;s=" + long, parameter=long, unit=long)
+    assert set(excinfo.value.errors) == {"node_id", "parameter", "unit"}
+    tag = make_tag(asset, "Speed", None, None)
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.update_tag(db_session, tag, "rename", node_id=tag.node_id, parameter=long)
+    assert "parameter" in excinfo.value.errors
+    with pytest.raises(ValidationFailed):
+        ops.update_connection(db_session, asset, endpoint_url="opc.tcp://h/" + long, security_policy="None",
+                              security_mode="None", opc_username=None, opc_password=None, reason="move")
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.start_usage(db_session, "CFG-10", record_type="batch", record_id=long)
+    assert "record_id" in excinfo.value.errors
+    db_session.flush()  # nothing half-made is waiting to reach the database
+    assert db_session.execute(select(func.count()).select_from(Asset)).scalar_one() == 1
+
+
+def test_a_password_without_a_user_is_not_stored_at_registration(db_session):
+    asset = ops.create_asset(db_session, code="CFG-11", name="Centrifuge", asset_type="centrifuge", location="B2",
+                             opc_password="orphan-secret")
+    assert asset.opc_username is None and asset.opc_password_encrypted is None
+
+
+def test_asset_usability_answers_for_a_loaded_asset_like_the_code_lookup(db_session, make_asset):
+    asset = make_asset("CO2-INC-04", due_in_days=-2)
+    assert ops.asset_usability(db_session, asset) == ops.check_asset_usable(db_session, "CO2-INC-04")
+    assert ops.asset_usability(db_session, asset).usable is False
+
+
+def test_tag_clashes_name_the_field_on_add_and_on_update(db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-07")
+    temperature = make_tag(asset, "Temperature")
+    co2 = make_tag(asset, "CO2", 4.5, 5.5, unit="%")
+    with pytest.raises(Conflict) as excinfo:
+        ops.add_tag(db_session, asset, node_id=temperature.node_id, parameter="Humidity")
+    assert set(excinfo.value.errors) == {"node_id"} and "Temperature" in excinfo.value.message
+    with pytest.raises(Conflict) as excinfo:
+        ops.update_tag(db_session, co2, "rename", node_id=co2.node_id, parameter="TEMPERATURE")
+    assert set(excinfo.value.errors) == {"parameter"}
+    with pytest.raises(Conflict) as excinfo:
+        ops.update_tag(db_session, co2, "remap", node_id=temperature.node_id, parameter="CO2")
+    assert set(excinfo.value.errors) == {"node_id"}
+    ops.update_tag(db_session, co2, "unit fix", node_id=co2.node_id, parameter="co2", unit="%")  # itself is no clash
+    assert db_session.get(Tag, co2.id).parameter == "co2"

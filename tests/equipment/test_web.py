@@ -155,3 +155,68 @@ def test_connection_change_needs_a_reason_and_keeps_the_password(client, login, 
     stored = db.session.get(Asset, asset.id)
     assert (stored.endpoint_url, stored.security_mode) == ("opc.tcp://10.0.0.8:4840", "Sign")
     assert password_for("SBR-02", stored.opc_password_encrypted) == "first-secret"
+
+
+def test_over_long_text_is_refused_with_422_on_every_form_and_the_api(client, login, make_user, api_headers,
+                                                                      db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-05")
+    tag = make_tag(asset)
+    long = "x" * 5000
+    login(make_user("admin", "supervisor"))
+    posts = [
+        ("/equipment/new", {"code": "AB-1", "name": long, "asset_type": "centrifuge", "location": "B"}),
+        (f"/equipment/{asset.id}/service", {"kind": "calibration", "performed_on": "2020-01-01",
+                                            "due_on": "2030-01-01", "result": "pass", "performed_by": long}),
+        (f"/equipment/{asset.id}/connection", {"opc_username": long, "reason": "new user"}),
+        (f"/equipment/{asset.id}/tags", {"node_id": "ns=2;s=X", "parameter": "P", "unit": long}),
+        (f"/equipment/tags/{tag.id}", {"node_id": tag.node_id, "parameter": long, "reason": "rename"}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data=data)
+        assert response.status_code == 422, (url, response.status_code)
+        assert "At most" in response.get_data(as_text=True)
+    client.post("/logout")
+    headers = api_headers(make_user("admin"))
+    refused = client.post("/api/v1/equipment/assets", headers=headers, json={
+        "code": "AP-1", "name": "n", "asset_type": "centrifuge", "location": "B",
+        "endpoint_url": "opc.tcp://h/" + long})
+    assert refused.status_code == 422 and "endpoint_url" in refused.get_json()["errors"]
+    refused = client.post(f"/api/v1/equipment/assets/{asset.id}/tags", headers=headers,
+                          json={"node_id": "ns=2;s=Q", "parameter": long})
+    assert refused.status_code == 422 and "parameter" in refused.get_json()["errors"]
+    assert db.session.execute(select(Asset.code)).scalars().all() == ["CO2-INC-05"]
+    assert [t.parameter for t in db.session.execute(select(Tag)).scalars()] == ["Temperature"]
+
+
+@pytest.mark.parametrize("query", [
+    {"start": "0001-01-01T00:00:00+14:00", "end": "9999-12-31T23:59:59-12:00"},
+    {"start": "2026-02-30", "end": "2026-03-02"},
+    {"start": "9999-12-31T23:00", "end": "9999-12-31T23:59"},
+])
+def test_asset_page_and_chart_fall_back_to_a_default_window_for_dates_out_of_range(
+        client, login, make_user, db_session, make_asset, make_tag, query):
+    asset = make_asset("CO2-INC-06")
+    tag = make_tag(asset)
+    login(make_user("operator"))
+    assert client.get(f"/equipment/{asset.id}", query_string=query).status_code == 200
+    chart = client.get(f"/equipment/{asset.id}/chart.svg", query_string={"tag": tag.id, **query})
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    for start, end in [("0001-01-01T00:00:00+05:00", "0001-01-02T00:00:00+00:00"),
+                       ("9999-12-31T00:00:00+00:00", "9999-12-31T23:59:59.999999-05:00")]:
+        chart = client.get(f"/equipment/{asset.id}/chart.svg", query_string={"tag": tag.id, "start": start, "end": end})
+        assert chart.status_code == 200 and "No data in this period" in chart.get_data(as_text=True)
+
+
+def test_shelve_from_the_page_shows_the_time_in_the_site_zone(client, login, make_user, db_session, make_asset,
+                                                              make_tag):
+    asset, _tag = _alarmed_asset(db_session, make_asset, make_tag)
+    alarm_id = db_session.execute(select(Alarm.id).where(Alarm.asset_id == asset.id)).scalar_one()
+    login(make_user("operator"))
+    refused = client.post(f"/equipment/alarms/{alarm_id}/shelve", data={"minutes": "abc", "reason": "probe"})
+    assert refused.status_code == 422 and db.session.get(Alarm, alarm_id).shelved_until is None
+    done = client.post(f"/equipment/alarms/{alarm_id}/shelve", data={"minutes": "30", "reason": "sensor swap"},
+                       follow_redirects=True)
+    assert done.status_code == 200
+    alarm = db.session.get(Alarm, alarm_id)
+    assert alarm.is_shelved() and alarm.shelve_reason == "sensor swap"
+    assert f"shelved until {alarm.shelved_until:%H:%M} UTC" in done.get_data(as_text=True)  # SITE_TIMEZONE=UTC
