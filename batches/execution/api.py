@@ -29,10 +29,6 @@ deviations_blp = Blueprint("deviations_api", __name__, url_prefix=f"{PREFIX}/dev
 BLUEPRINTS = [recipes_blp, batches_blp, entries_blp, materials_blp, deviations_blp]
 
 
-def _recipe_detail(recipe: Any) -> Any:
-    return recipe  # RecipeDetailSchema reads the parsed definition from recipe.spec
-
-
 class _StepView:
     """A step with its full entry history, signatures and definition, for StepDetailSchema."""
 
@@ -44,10 +40,6 @@ class _StepView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._step, name)
-
-
-def _step_detail(step: Any) -> Any:
-    return _StepView(step)
 
 
 def _sign_args(data: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +61,8 @@ class Recipes(MethodView):
     @recipes_blp.response(201, s.RecipeDetailSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a draft (a new code, or the next version of an existing code) from TOML."""
-        recipe = recipe_ops.create_recipe_draft(db.session, data["definition"], source_name=data["source_name"],
-                                                change_summary=data["change_summary"])
-        return _recipe_detail(recipe)
+        return recipe_ops.create_recipe_draft(db.session, data["definition"], source_name=data["source_name"],
+                                              change_summary=data["change_summary"])
 
 
 @recipes_blp.route("/<int:recipe_id>")
@@ -79,16 +70,15 @@ class RecipeItem(MethodView):
     @require("recipes.view")
     @recipes_blp.response(200, s.RecipeDetailSchema)
     def get(self, recipe_id: int) -> Any:
-        return _recipe_detail(recipe_ops.get_recipe(db.session, recipe_id))
+        return recipe_ops.get_recipe(db.session, recipe_id)
 
     @require("recipes.author")
     @recipes_blp.arguments(s.RecipeCreateSchema)
     @recipes_blp.response(200, s.RecipeDetailSchema)
     def put(self, data: dict[str, Any], recipe_id: int) -> Any:
         """Replace a draft's definition; approved versions never change."""
-        recipe = recipe_ops.update_recipe_draft(db.session, recipe_ops.get_recipe(db.session, recipe_id),
-                                                data["definition"])
-        return _recipe_detail(recipe)
+        return recipe_ops.update_recipe_draft(db.session, recipe_ops.get_recipe(db.session, recipe_id),
+                                              data["definition"])
 
 
 @recipes_blp.route("/<int:recipe_id>/submission")
@@ -191,7 +181,7 @@ class StepItem(MethodView):
     @batches_blp.response(200, s.StepDetailSchema)
     def get(self, batch_id: int, step_id: int) -> Any:
         """The step with every entry (corrected originals included) and its signatures."""
-        return _step_detail(ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id)))
+        return _StepView(ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id)))
 
 
 @batches_blp.route("/<int:batch_id>/steps/<int:step_id>/hold")
@@ -203,7 +193,6 @@ class StepHold(MethodView):
         """Hold the step (two people cannot hold the same step)."""
         step = ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id))
         return ops.take_step(db.session, step, current_user, reason=data["reason"], expected_version=data["version"])
-
 
 
 @batches_blp.route("/<int:batch_id>/steps/<int:step_id>/release")
@@ -313,8 +302,8 @@ class Deviations(MethodView):
     @deviations_blp.response(201, s.DeviationSchema)
     def post(self, data: dict[str, Any]) -> Any:
         batch = ops.get_batch(db.session, data["batch_id"]) if data.get("batch_id") else None
-        return deviation_ops.open_deviation(db.session, title=data["title"], description=data["description"],
-                                            batch=batch)
+        return deviation_ops.open_deviation_by_hand(db.session, title=data["title"],
+                                                    description=data["description"], batch=batch)
 
 
 @deviations_blp.route("/<int:deviation_id>")

@@ -11,6 +11,7 @@ from app.audit import audit_reason, current_actor
 from app.db import advisory_xact_lock, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.signatures import sign_record
+from batches.execution.exceptions import raise_exception
 from batches.execution.models import DEVIATION_CLASSES, Batch, BatchStep, Deviation, StepEntry
 
 
@@ -63,6 +64,15 @@ def open_deviation(sess: Session, *, title: str, description: str, batch: Batch 
                           opened_by=current_actor().username)
     sess.add(deviation)
     sess.flush()
+    return deviation
+
+
+def open_deviation_by_hand(sess: Session, *, title: str, description: str, batch: Batch | None = None) -> Deviation:
+    """A deviation someone reports; one against a batch is also an exception of that batch for QA's review."""
+    deviation = open_deviation(sess, title=title, description=description, batch=batch)
+    if batch is not None:
+        raise_exception(sess, batch, "comment", source_table="deviation", source_id=deviation.id,
+                        description=f"Deviation {deviation.number} opened by hand: {deviation.title}")
     return deviation
 
 

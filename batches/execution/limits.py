@@ -20,7 +20,8 @@ def parse_number(text: str | None, label: str = "value") -> float:
         raise ValidationFailed(f"{label}: enter a number.")
     match = CELL_COUNT.match(raw)
     try:
-        value = float(match.group(1)) * 10 ** int(match.group(2)) if match else float(raw.replace(",", "."))
+        # One float literal: 10 ** int(exponent) would build a huge integer (and overflow) for 1x10^400.
+        value = float(f"{match.group(1)}e{match.group(2)}") if match else float(raw.replace(",", "."))
     except ValueError:
         raise ValidationFailed(f"{label}: '{raw}' is not a number (for example 37.5, 1.2e10 or 1.2x10^10).") from None
     if not math.isfinite(value):

@@ -36,15 +36,24 @@ def get_lot(sess: Session, lot_id: int) -> MaterialLot:
     return lot
 
 
+def _check_lengths(errors: dict[str, list[str]], model: type, values: dict[str, str | None]) -> None:
+    """A value longer than its column is refused in words (PostgreSQL would refuse it with a server error)."""
+    for field, value in values.items():
+        limit = model.__table__.c[field].type.length
+        if value and len(value) > limit and field not in errors:
+            errors[field] = [f"At most {limit} characters."]
+
+
 def create_material(sess: Session, *, code: str, name: str, unit: str) -> Material:
     code = (code or "").strip().upper()
-    errors = {}
+    errors: dict[str, list[str]] = {}
     if not code:
         errors["code"] = ["Enter the material code."]
     if not (name or "").strip():
         errors["name"] = ["Enter the material name."]
     if not (unit or "").strip():
         errors["unit"] = ["Enter the unit the quantity is counted in (mL, vial, ...)."]
+    _check_lengths(errors, Material, {"code": code, "name": (name or "").strip(), "unit": (unit or "").strip()})
     if errors:
         raise ValidationFailed("Please complete the material.", errors=errors)
     if sess.execute(select(Material.id).where(Material.code == code)).first():
@@ -59,6 +68,7 @@ def receive_lot(sess: Session, material: Material, *, lot_number: str, expiry_da
                 quantity: float | None, supplier: str | None = None, qc_status: str = "quarantined") -> MaterialLot:
     """Receive a lot; it stays quarantined until QC releases it."""
     lot_number = (lot_number or "").strip()
+    supplier = (supplier or "").strip() or None
     errors: dict[str, list[str]] = {}
     if not lot_number:
         errors["lot_number"] = ["Enter or scan the lot number."]
@@ -68,13 +78,14 @@ def receive_lot(sess: Session, material: Material, *, lot_number: str, expiry_da
         errors["quantity"] = ["Enter the quantity received (more than 0)."]
     if qc_status not in QC_STATUSES:
         errors["qc_status"] = [f"One of {', '.join(QC_STATUSES)}."]
+    _check_lengths(errors, MaterialLot, {"lot_number": lot_number, "supplier": supplier})
     if errors:
         raise ValidationFailed("Please complete the lot.", errors=errors)
     if sess.execute(select(MaterialLot.id).where(MaterialLot.material_id == material.id,
                                                  MaterialLot.lot_number == lot_number)).first():
         raise Conflict(f"Lot {lot_number} of {material.code} is already received.", errors={"lot_number": ["Exists."]})
     lot = MaterialLot(material=material, lot_number=lot_number, expiry_date=expiry_date, qc_status=qc_status,
-                      quantity_received=quantity, quantity_remaining=quantity, supplier=(supplier or "").strip() or None,
+                      quantity_received=quantity, quantity_remaining=quantity, supplier=supplier,
                       received_at=utcnow())
     sess.add(lot)
     sess.flush()

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit import audit_reason, current_actor
@@ -102,18 +102,32 @@ def get_entry(sess: Session, entry_id: int) -> StepEntry:
     return entry
 
 
-def list_batches(sess: Session, statuses: Iterable[str] | None = None) -> list[Batch]:
-    stmt = select(Batch).order_by(Batch.started_at.desc())
+def list_batches(sess: Session, statuses: Iterable[str] | None = None, *, limit: int | None = None,
+                 with_steps: bool = False) -> list[Batch]:
+    """Batches, newest first; with_steps loads their steps in one more query instead of one per batch."""
+    stmt = select(Batch).order_by(Batch.started_at.desc()).limit(limit)
     if statuses:
         stmt = stmt.where(Batch.status.in_(list(statuses)))
+    if with_steps:
+        stmt = stmt.options(selectinload(Batch.steps))
     return list(sess.execute(stmt).scalars())
+
+
+def batch_entries(sess: Session, batch: Batch) -> list[StepEntry]:
+    """Every entry row of the batch, voided originals included, oldest first."""
+    return list(sess.execute(select(StepEntry).where(StepEntry.batch_id == batch.id).order_by(StepEntry.id)).scalars())
+
+
+def live_entries(entries: Iterable[StepEntry]) -> dict[str, StepEntry]:
+    """The live (not voided) entry of each key among the given rows."""
+    return {row.entry_key: row for row in entries if row.voided_at is None}
 
 
 def current_entries(sess: Session, batch: Batch) -> dict[str, StepEntry]:
     """The live (not voided) entry of each key in the batch."""
     rows = sess.execute(select(StepEntry).where(StepEntry.batch_id == batch.id, StepEntry.voided_at.is_(None))
                         .order_by(StepEntry.id)).scalars()
-    return {row.entry_key: row for row in rows}
+    return live_entries(rows)
 
 
 def entry_history(sess: Session, step: BatchStep) -> list[StepEntry]:
@@ -730,8 +744,9 @@ def correct_entry(sess: Session, entry: StepEntry, user: Any, new_input: EntryIn
 
 # --- signing --------------------------------------------------------------------------------------
 
-def missing_entries(sess: Session, step: BatchStep) -> list[str]:
-    current = current_entries(sess, step.batch)
+def missing_entries(sess: Session, step: BatchStep, current: dict[str, StepEntry] | None = None) -> list[str]:
+    """Labels of the step's required entries not recorded yet (current: the batch's live entries, if known)."""
+    current = current_entries(sess, step.batch) if current is None else current
     return [e["label"] for e in step.spec["entries"] if e["required"] and e["key"] not in current]
 
 

@@ -29,9 +29,10 @@ class CurvePoint:
     limit_class: str
 
 
-def entry_view_rows(sess: Session, batch: Batch, step: BatchStep, current: dict[str, StepEntry]) -> list[dict[str, Any]]:
-    """One row per entry of the step: its definition, current value and earlier (corrected) values."""
-    history = ops.entry_history(sess, step)
+def entry_view_rows(step: BatchStep, current: dict[str, StepEntry], history: list[StepEntry]) -> list[dict[str, Any]]:
+    """One row per entry of the step: its definition, current value and earlier (corrected) values.
+
+    current: the batch's live entries; history: every entry row of this step."""
     rows = []
     for spec in step.spec["entries"]:
         rows.append({"spec": spec, "entry": current.get(spec["key"]), "limits": limits_text(spec),
@@ -84,25 +85,31 @@ def _log_chart(expected: list[tuple[float, float]], actual: list[CurvePoint]) ->
 
 
 def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
-    current = ops.current_entries(sess, batch)
+    entries = ops.batch_entries(sess, batch)  # one query for the live values and every step's history
+    current = ops.live_entries(entries)
+    history: dict[int, list[StepEntry]] = {}
+    for entry in entries:
+        history.setdefault(entry.step_id, []).append(entry)
     spec = batch.recipe.spec
     upcoming = ops.next_step(batch)
     curves = growth_curve(batch, current)
     expected = [(p["day"], p["total_cells"]) for p in spec.get("expected_growth", [])]
     yield_entry = current.get(spec["yield_entry"])
     target = spec["target_yield_cells"]
+    occupancies = occupancies_of(sess, batch)
     readings = []
-    for occupancy in occupancies_of(sess, batch):
+    for occupancy in occupancies:
         if occupancy.ended_at is None:
             from equipment.operations import latest_readings
 
             readings.append({"occupancy": occupancy, "readings": latest_readings(sess, occupancy.asset_id)})
     all_exceptions = exceptions_of(sess, batch)
+    deviations = list_deviations(sess, batch_id=batch.id)
     usages = list(sess.execute(select(MaterialUsage).where(MaterialUsage.batch_id == batch.id)
                                .order_by(MaterialUsage.id)).scalars())
     steps = []
     for step in batch.steps:
-        steps.append({"step": step, "rows": entry_view_rows(sess, batch, step, current),
+        steps.append({"step": step, "rows": entry_view_rows(step, current, history.get(step.id, [])),
                       "planned_start": ops.planned_start(step), "due_by": ops.due_by(step),
                       "late": step.status != "complete" and ops.is_late(step)})
     return {
@@ -114,10 +121,10 @@ def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
         "total": len(batch.steps),
         "open_exceptions": [e for e in all_exceptions if e.reviewed_at is None],
         "exceptions": all_exceptions,
-        "deviations": list_deviations(sess, batch_id=batch.id),
-        "open_deviations": [d for d in list_deviations(sess, batch_id=batch.id) if d.status == "open"],
+        "deviations": deviations,
+        "open_deviations": [d for d in deviations if d.status == "open"],
         "equipment": readings,
-        "occupancies": occupancies_of(sess, batch),
+        "occupancies": occupancies,
         "curves": curves,
         "curve_labels": CURVE_LABELS,
         "chart": _log_chart(expected, curves.get("total_cells", [])),

@@ -27,6 +27,7 @@ SEED_RECIPE_FILES = ("msnk.toml", "nkg2d_car_nk.toml")
 ENTRY_TYPES = ("number", "text", "choice", "passfail", "material", "equipment", "equipment_release",
                "timer_start", "timer_stop", "calculation")
 CURVE_METRICS = ("viable_density", "viability", "total_cells", "fold_expansion")
+SOURCE_NAME_MAX = Recipe.__table__.c.source_name.type.length
 KEY = validate.Regexp(r"^[a-z][a-z0-9_]{0,79}$", error="Use lower-case letters, digits and _ (start with a letter).")
 
 
@@ -243,6 +244,10 @@ def create_recipe_draft(sess: Session, text: str, *, source_name: str | None = N
     if latest and not (change_summary or "").strip():
         raise ValidationFailed("A new version needs a summary of what changed.",
                                errors={"change_summary": ["Say what changed and why."]})
+    source_name = (source_name or "").strip() or None
+    if source_name and len(source_name) > SOURCE_NAME_MAX:
+        raise ValidationFailed(f"The source file name is longer than {SOURCE_NAME_MAX} characters.",
+                               errors={"source_name": [f"At most {SOURCE_NAME_MAX} characters."]})
     definition = canonical_definition(spec)
     recipe = Recipe(code=spec["code"], version=(latest or 0) + 1, name=spec["name"], product=spec["product"],
                     status="draft", definition=definition,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import db
 from app.db import utcnow
-from app.errors import DomainError, ValidationFailed
+from app.errors import DomainError, NotFound, ValidationFailed
 from app.permissions import require
 from app.signatures import signatures_for
 from app.web import form_value, record_history, site_zone
@@ -53,9 +53,11 @@ def _sign_fields() -> dict[str, Any]:
 @require("batches.view")
 def batch_list() -> Any:
     sess = db.session
-    open_batches = ops.list_batches(sess, ("planned", "in_progress", "on_hold", "completed", "in_review"))
-    mine_ids = set(sess.execute(select(StepEntry.batch_id).where(StepEntry.recorded_by_id == current_user.id))
-                   .scalars())
+    open_batches = ops.list_batches(sess, ("planned", "in_progress", "on_hold", "completed", "in_review"),
+                                    with_steps=True)
+    mine_ids = set(sess.execute(select(StepEntry.batch_id).where(
+        StepEntry.recorded_by_id == current_user.id, StepEntry.batch_id.in_([b.id for b in open_batches]))
+        .distinct()).scalars())
     today_end = datetime.combine(utcnow().astimezone(site_zone()).date() + timedelta(days=1),
                                  datetime.min.time(), tzinfo=site_zone())
     rows = []
@@ -69,7 +71,7 @@ def batch_list() -> Any:
                      "mine": batch.id in mine_ids})
     view = request.args.get("view", "due")
     shown = {"mine": [r for r in rows if r["mine"]], "due": [r for r in rows if r["due_today"]]}.get(view, rows)
-    closed = ops.list_batches(sess, ("aborted", "released", "rejected"))[:20]
+    closed = ops.list_batches(sess, ("aborted", "released", "rejected"), limit=20)
     return render_template(T + "batch_list.html", rows=shown, view=view, closed=closed,
                            counts={"mine": sum(r["mine"] for r in rows), "due": sum(r["due_today"] for r in rows),
                                    "all": len(rows)})
@@ -185,18 +187,19 @@ def _runner(batch_id: int, step_id: int, *, errors: dict[str, list[str]] | None 
     sess = db.session
     batch = ops.get_batch(sess, batch_id)
     step = ops.get_step(sess, step_id, batch)
-    current = ops.current_entries(sess, batch)
-    rows = entry_view_rows(sess, batch, step, current)
+    entries = ops.batch_entries(sess, batch)
+    current = ops.live_entries(entries)
+    history = [e for e in entries if e.step_id == step.id]
     steps = batch.steps
     index = steps.index(step)
     return render_template(
-        T + "step_runner.html", batch=batch, step=step, spec=step.spec, rows=rows, errors=errors or {},
-        message=message, form=form or {}, signatures=signatures_for(sess, step),
-        missing=ops.missing_entries(sess, step), due_at=ops.planned_start(step), due_by=ops.due_by(step),
+        T + "step_runner.html", batch=batch, step=step, spec=step.spec, rows=entry_view_rows(step, current, history),
+        errors=errors or {}, message=message, form=form or {}, signatures=signatures_for(sess, step),
+        missing=ops.missing_entries(sess, step, current), due_at=ops.planned_start(step), due_by=ops.due_by(step),
         late=ops.is_late(step), earlier_open=[s for s in steps[:index] if s.status != "complete"],
         previous_step=steps[index - 1] if index > 0 else None,
         following_step=steps[index + 1] if index + 1 < len(steps) else None,
-        history=ops.entry_history(sess, step), values={k: e.value_number for k, e in current.items()},
+        history=history, values={k: e.value_number for k, e in current.items()},
     ), status
 
 
@@ -324,7 +327,10 @@ def recipe_new() -> Any:
         return redirect(url_for("execution.recipe_view", recipe_id=recipe.id))
     text = ""
     if request.args.get("from"):
-        text = recipe_ops.recipe_as_toml(recipe_ops.get_recipe(sess, int(request.args["from"])))
+        source_id = request.args.get("from", type=int)
+        if source_id is None:
+            raise NotFound(f"Recipe {request.args['from']!r} does not exist.")
+        text = recipe_ops.recipe_as_toml(recipe_ops.get_recipe(sess, source_id))
     return render_template(T + "recipe_edit.html", recipe=None, text=text, change_summary="", errors={}, message=None)
 
 
@@ -439,29 +445,23 @@ def deviation_list() -> Any:
 @require("deviations.open")
 def deviation_new() -> Any:
     sess = db.session
-    batches = ops.list_batches(sess)
     if request.method == "POST":
-        batch = None
-        if form_value("batch_id"):
-            try:
-                batch = ops.get_batch(sess, int(form_value("batch_id")))
-            except ValueError:
-                batch = None
         try:
-            deviation = deviation_ops.open_deviation(sess, title=form_value("title"),
-                                                     description=form_value("description"), batch=batch)
+            batch = None
+            if form_value("batch_id"):
+                batch_id = request.form.get("batch_id", type=int)
+                if batch_id is None:
+                    raise ValidationFailed("Choose the batch from the list.", errors={"batch_id": ["Unknown batch."]})
+                batch = ops.get_batch(sess, batch_id)
+            deviation = deviation_ops.open_deviation_by_hand(sess, title=form_value("title"),
+                                                             description=form_value("description"), batch=batch)
         except DomainError as exc:
             sess.rollback()
             return render_template(T + "deviation_new.html", batches=ops.list_batches(sess), errors=exc.errors,
                                    message=exc.message, form=request.form), exc.status_code
-        if batch is not None:
-            from batches.execution.exceptions import raise_exception
-
-            raise_exception(sess, batch, "comment", source_table="deviation", source_id=deviation.id,
-                            description=f"Deviation {deviation.number} opened by hand: {deviation.title}")
         flash(f"Deviation {deviation.number} opened.", "success")
         return redirect(url_for("execution.deviation_view", deviation_id=deviation.id))
-    return render_template(T + "deviation_new.html", batches=batches, errors={}, message=None,
+    return render_template(T + "deviation_new.html", batches=ops.list_batches(sess), errors={}, message=None,
                            form={"batch_id": request.args.get("batch_id", "")})
 
 

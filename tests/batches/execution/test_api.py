@@ -89,3 +89,30 @@ def test_api_recipes_materials_and_deviations(client, api_headers, people, seed_
     closed = client.post(f"/api/v1/deviations/{did}/closure", headers=api_headers(qa),
                          json={"username": qa.username, "password": PASSWORD})
     assert closed.status_code == 200 and closed.get_json()["status"] == "closed"
+
+
+def test_api_refuses_over_long_text_and_records_a_reported_deviation_for_review(client, api_headers, people,
+                                                                                make_batch):
+    from tests.batches.execution.test_recipes import MINIMAL
+
+    sup, op, qa = (api_headers(people[role]) for role in ("supervisor", "operator", "qa"))
+    batch_id = make_batch("MSNK").id
+    long_source = client.post("/api/v1/recipes", headers=sup,
+                              json={"definition": MINIMAL, "source_name": "r" * 201 + ".toml"})
+    assert long_source.status_code == 422 and "source_name" in long_source.get_json()["errors"]
+    long_code = client.post("/api/v1/materials", headers=sup, json={"code": "C" * 41, "name": "n", "unit": "u"})
+    assert long_code.status_code == 422 and "code" in long_code.get_json()["errors"]
+    assert client.post("/api/v1/materials", headers=sup,
+                       json={"code": "IL21", "name": "IL-21", "unit": "vial"}).status_code == 201
+    long_lot = client.post("/api/v1/materials/lots", headers=sup,
+                           json={"material_code": "IL21", "lot_number": "L" * 81, "expiry_date": "2031-01-01",
+                                 "quantity_received": 5})
+    assert long_lot.status_code == 422 and "lot_number" in long_lot.get_json()["errors"]
+
+    opened = client.post("/api/v1/deviations", headers=op,
+                         json={"batch_id": batch_id, "title": "Door open", "description": "5 min during seeding"})
+    assert opened.status_code == 201
+    number = opened.get_json()["number"]
+    exceptions = client.get(f"/api/v1/batches/{batch_id}/exceptions", headers=qa).get_json()
+    assert [e["description"] for e in exceptions if e["source_table"] == "deviation"] == [
+        f"Deviation {number} opened by hand: Door open"]

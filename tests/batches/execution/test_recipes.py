@@ -133,6 +133,10 @@ def test_number_parsing_limit_classes_and_calculations():
     assert parse_number("37,5") == 37.5
     with pytest.raises(ValidationFailed, match="not a number"):
         parse_number("twelve")
+    for huge in ("1x10^400", "1.2x10^99999999", "-1x10^400"):
+        with pytest.raises(ValidationFailed, match="not a finite number"):
+            parse_number(huge)
+    assert parse_number("1x10^-400") == 0.0
     spec = {"hard_low": 70.0, "alert_low": 85.0, "hard_high": 100.0}
     assert [classify(v, spec) for v in (90, 80, 60, 101)] == [GREEN, AMBER, RED, RED]
     assert classify(5, {}) == NONE

@@ -226,3 +226,31 @@ def test_materials_and_deviation_pages(client, login, people, make_batch):
     assert client.post(f"/deviations/{deviation.id}/close", data={
         "sign_username": people["qa"].username, "sign_password": PASSWORD}).status_code == 302
     assert db.session.get(Deviation, deviation.id).status == "closed"
+
+
+def test_bad_input_on_the_pages_is_refused_in_words_and_saves_nothing(client, login, people, make_batch):
+    from app.audit import AuditEntry
+    from batches.execution.models import BatchException, Material, MaterialLot
+
+    batch = make_batch("MSNK")
+    login(people["supervisor"])
+    assert client.get("/recipes/new?from=abc").status_code == 404
+    long_material = client.post("/materials/new", data={"code": "X" * 41, "name": "n" * 201, "unit": "u" * 21})
+    assert long_material.status_code == 422 and "At most 40 characters" in long_material.get_data(as_text=True)
+    assert db.session.query(Material).filter(Material.name == "n" * 201).count() == 0
+    assert client.post("/materials/new", data={"code": "ACD-A", "name": "Anticoagulant", "unit": "mL"}).status_code == 302
+    long_lot = client.post("/materials/lots/new", data={"material_code": "ACD-A", "lot_number": "L" * 81,
+                                                        "expiry_date": "2030-01-01", "quantity": "10",
+                                                        "supplier": "s" * 201})
+    assert long_lot.status_code == 422
+    assert db.session.query(MaterialLot).filter(MaterialLot.lot_number == "L" * 81).count() == 0
+
+    login(people["operator"])
+    trail_before = db.session.query(AuditEntry).count()
+    damaged = client.post("/deviations/new", data={"batch_id": "abc", "title": "Door open", "description": "5 min"})
+    assert damaged.status_code == 422 and "Door open" in damaged.get_data(as_text=True)  # the form is shown again
+    assert db.session.query(Deviation).count() == 0 and db.session.query(AuditEntry).count() == trail_before
+    opened = client.post("/deviations/new", data={"batch_id": batch.id, "title": "Door open", "description": "5 min"})
+    assert opened.status_code == 302
+    assert db.session.query(BatchException).filter_by(batch_id=batch.id, kind="comment",
+                                                      source_table="deviation").count() == 1
