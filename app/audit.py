@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any, Iterator
 
 from sqlalchemy import Integer, String, Text, event, func, insert, inspect, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, scoped_session
 from sqlalchemy.orm.base import NO_VALUE  # an attribute that holds no loaded value
 
 from app.db import Base, advisory_xact_lock, utcnow
@@ -303,14 +303,45 @@ def _write_audit_entries(sess: Session, _ctx: Any) -> None:
     append_entries(sess, [(action, obj.__tablename__, record_key(obj), changes) for action, obj, changes in rows])
 
 
-def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any]]], reason: str | None = None) -> None:
-    """Append entries to the chain inside the current transaction, serialised against other writers."""
-    actor = current_actor()
-    reason = reason or sess.info.get("audit_reason")
+_CHAIN_TAIL = "audit_chain_tail"
+
+
+def _chain_tail(sess: Session) -> str:
+    """The hash of the newest entry, read once per transaction under the chain lock.
+
+    While this transaction holds the lock nobody else can append, so the tail it wrote last is still
+    the tail: later flushes of the same transaction skip the lock and the read. The remembered tail is
+    forgotten whenever a transaction or savepoint ends or anything rolls back (see _forget_chain_tail),
+    so a savepoint rolled back with its entries can never leave a stale tail behind."""
+    remembered = sess.info.get(_CHAIN_TAIL)
+    if remembered is not None and remembered[0] is sess.get_transaction():
+        return remembered[1]
     advisory_xact_lock(sess, AUDIT_CHAIN_LOCK)
-    prev_hash = sess.execute(
+    return sess.execute(
         select(AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
     ).scalar_one_or_none() or GENESIS_HASH
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_chain_tail(sess: Session, transaction: Any) -> None:
+    # A flush runs in a subtransaction of its own; only the end of a savepoint or of the whole
+    # transaction (and any rollback, below) can change what the tail is.
+    if transaction.nested or transaction.parent is None:
+        sess.info.pop(_CHAIN_TAIL, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_chain_tail_on_rollback(sess: Session, _previous_transaction: Any) -> None:
+    sess.info.pop(_CHAIN_TAIL, None)
+
+
+def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any]]], reason: str | None = None) -> None:
+    """Append entries to the chain inside the current transaction, serialised against other writers."""
+    if isinstance(sess, scoped_session):
+        sess = sess()
+    actor = current_actor()
+    reason = reason or sess.info.get("audit_reason")
+    prev_hash = _chain_tail(sess)
     now = utcnow()
     values = []
     for action, table_name, record_id, changes in items:
@@ -328,8 +359,9 @@ def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any
         row["entry_hash"] = compute_entry_hash(prev_hash, entry_content(_Row(row)))
         prev_hash = row["entry_hash"]
         values.append(row)
-    for row in values:  # one by one: ids must follow chain order on every database
-        sess.execute(insert(AuditEntry.__table__).values(**row))
+    # One multi-row INSERT: rows of a single VALUES list take their ids in list order, which is chain order.
+    sess.execute(insert(AuditEntry.__table__).values(values))
+    sess.info[_CHAIN_TAIL] = (sess.get_transaction(), prev_hash)
 
 
 def record_event(sess: Session, table_name: str, record_id: str, action: str, details: dict[str, Any],

@@ -7,7 +7,7 @@ from typing import Iterable
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
 from app.audit import Audited, audit_reason, record_event
 from app.db import Base, utcnow
@@ -263,7 +263,8 @@ def authenticate(sess: Session, username: str, password: str, *, context: str = 
     from app.errors import SignatureRefused
 
     username = (username or "").strip().lower()
-    user = sess.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    user = sess.execute(select(User).options(joinedload(User.roles)).where(User.username == username)
+                        ).unique().scalar_one_or_none()
     if user is not None and user.is_locked:
         raise SignatureRefused("This account is locked after repeated failed attempts. An administrator must unlock it.")
     if user is not None and not user.active:

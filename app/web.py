@@ -27,6 +27,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 from app import db
@@ -105,7 +106,8 @@ def format_cells(value: float | int | None, digits: int = 2) -> str:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    # Roles in the same statement: every request needs them for the permission checks.
+    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)]) if user_id.isdigit() else None
     return user if user is not None and user.is_active else None
 
 

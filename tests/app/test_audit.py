@@ -208,3 +208,45 @@ def test_concurrent_writers_cannot_fork_the_chain(backend, fresh_database_url):
     assert len(users) == 20
     assert len(per_user) == 20
     assert result.ok, result
+
+
+def test_a_savepoint_rolled_back_after_audited_flushes_leaves_the_chain_intact(db_session, make_user):
+    first = make_user("operator", full_name="First Name")
+    with audit_reason(db_session, "first change, before the savepoint"):
+        first.full_name = "Changed Once"
+    savepoint = db_session.begin_nested()
+    with audit_reason(db_session, "change that is rolled back"):
+        first.full_name = "Rolled Back"
+    savepoint.rollback()
+    with audit_reason(db_session, "change after the rollback"):
+        first.full_name = "Changed Twice"
+    db_session.commit()
+    reasons = [e.reason for e in history_for(db_session, "user_account", first.id)]
+    assert "change that is rolled back" not in reasons
+    assert reasons[-2:] == ["first change, before the savepoint", "change after the rollback"]
+    assert verify_chain(db_session).ok
+
+
+def test_later_flushes_of_a_transaction_do_not_read_the_chain_tail_again(db_session, make_user):
+    from sqlalchemy import event
+
+    user = make_user("operator", full_name="Name 0")
+    tail_reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "audit_entry.entry_hash" in statement or "pg_advisory_xact_lock" in statement:
+            tail_reads.append(statement)
+
+    engine = db_session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for n in range(1, 4):
+            with audit_reason(db_session, f"change {n}"):
+                user.full_name = f"Name {n}"
+        db_session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [e.reason for e in history_for(db_session, "user_account", user.id)][-3:] == [
+        "change 1", "change 2", "change 3"]
+    assert len(tail_reads) == (2 if db_session.get_bind().dialect.name == "postgresql" else 1)
+    assert verify_chain(db_session).ok
