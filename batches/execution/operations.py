@@ -89,7 +89,10 @@ def get_batch_by_lot(sess: Session, lot_number: str) -> Batch:
 
 
 def get_step(sess: Session, step_id: int, batch: Batch | None = None) -> BatchStep:
-    step = sess.get(BatchStep, step_id)
+    if batch is not None:  # pages and saves need the batch's other steps too: one query loads them all
+        step = next((s for s in batch.steps if s.id == step_id), None)
+    else:
+        step = sess.get(BatchStep, step_id)
     if step is None or (batch is not None and step.batch_id != batch.id):
         raise NotFound(f"Step {step_id} does not exist in this batch.")
     return step
@@ -639,8 +642,9 @@ def record_entries(sess: Session, step: BatchStep, user: Any, inputs: dict[str, 
     if step.held_by_id is None:
         _take(sess, step, user, reason)
     written = [_store_entry(sess, step, parsed, user) for parsed in parsed_entries]
-    _store_calculations(sess, batch, calc_changes, current, user)
-    _refresh_digests(sess, [step, *(_step_for_key(batch, p.key) for p in calc_changes)])
+    calculated = _store_calculations(sess, batch, calc_changes, current, user)
+    _refresh_digests(sess, [step, *(_step_for_key(batch, p.key) for p in calc_changes)],
+                     live=[*current.values(), *written, *calculated])
     _flush(sess)
     return written
 
@@ -651,20 +655,28 @@ def _step_for_key(batch: Batch, key: str) -> BatchStep:
 
 
 def _store_calculations(sess: Session, batch: Batch, calc_changes: list[ParsedEntry],
-                        current: dict[str, StepEntry], user: Any) -> None:
+                        current: dict[str, StepEntry], user: Any) -> list[StepEntry]:
+    stored = []
     for parsed in calc_changes:
         target_step = _step_for_key(batch, parsed.key)
         old = current.get(parsed.key)
         if old is not None:
             _void_for_correction(sess, target_step, old, "recalculated after an input changed")
-        _store_entry(sess, target_step, parsed, user, replaces=old)
+        stored.append(_store_entry(sess, target_step, parsed, user, replaces=old))
+    return stored
 
 
-def _refresh_digests(sess: Session, steps: Iterable[BatchStep]) -> None:
-    """Recompute the entries digest of the steps whose entries changed (before the one flush)."""
+def _belongs_to(entry: StepEntry, step: BatchStep) -> bool:
+    return entry.step_id == step.id if entry.step_id is not None else entry.step is step
+
+
+def _refresh_digests(sess: Session, steps: Iterable[BatchStep], live: list[StepEntry] | None = None) -> None:
+    """Recompute the entries digest of the steps whose entries changed (before the one flush).
+
+    ``live``: every live entry of the batch as this request knows it (saves loading each step's entries)."""
     with sess.no_autoflush:
         for step in set(steps):
-            digest = _digest(step.entries)
+            digest = _digest(step.entries if live is None else [e for e in live if _belongs_to(e, step)])
             if digest != step.entries_digest:
                 step.entries_digest = digest
 

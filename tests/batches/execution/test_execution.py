@@ -414,3 +414,22 @@ def test_entries_are_kept_with_who_and_when(db_session, make_batch, people):
     step = step_of(batch, "thaw")
     # the entries are part of the step's signed content: a later change shows on its signatures
     assert step.signed_content()["entries_digest"] == ops._digest([entry]) != ops._digest([])
+
+
+def test_step_digests_match_their_stored_entries_when_a_save_calculates_in_another_step(db_session, make_batch,
+                                                                                         people):
+    batch = make_batch("MSNK")
+    for key in ("thaw", "mnc_isolation"):
+        step_of(batch, key).status = "complete"
+    record(db_session, step_of(batch, "feed_day3"), people["operator"], reason="count taken before seeding was "
+           "recorded", total_cells_d3="1.5e8")
+    record(db_session, step_of(batch, "seeding"), people["operator"], seeded_cells="5e7")
+    db_session.commit()
+    db_session.expire_all()
+    fold = db_session.execute(select(StepEntry).where(StepEntry.batch_id == batch.id,
+                                                      StepEntry.entry_key == "fold_d3")).scalar_one()
+    assert fold.value_number == pytest.approx(3.0)
+    for key in ("seeding", "feed_day3"):
+        step = step_of(batch, key)
+        stored = db_session.execute(select(StepEntry).where(StepEntry.step_id == step.id)).scalars().all()
+        assert step.entries_digest == ops._digest(stored) != ops._digest([])
