@@ -36,6 +36,8 @@ class Config:
     DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_instance_dir() / 'nkmes.sqlite3'}"
     SITE_NAME = os.environ.get("SITE_NAME", "NK Cell Therapy Facility")
     SITE_TIMEZONE = os.environ.get("SITE_TIMEZONE", "UTC")
+    # How typed numbers are read everywhere ("." or ","); the other character is only a thousands separator.
+    DECIMAL_SEPARATOR = os.environ.get("DECIMAL_SEPARATOR", ".")
     # Domain packages loaded by create_app; the core itself imports none of them.
     DOMAIN_PACKAGES = [p for p in os.environ.get("DOMAIN_PACKAGES", "equipment,batches").split(",") if p]
 

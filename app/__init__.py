@@ -33,6 +33,9 @@ def create_app(config_object: Any = None) -> Flask:
                      app.config["ARGON2_PARALLELISM"])
     configure_policy(app.config["PASSWORD_MIN_LENGTH"], app.config["PASSWORD_HISTORY"],
                      app.config["LOCKOUT_THRESHOLD"])
+    from app import numbers
+
+    numbers.configure(app.config["DECIMAL_SEPARATOR"])
     db.bind_session(app.config["DATABASE_URL"])
 
     from app import api, cli, web

@@ -2,11 +2,28 @@
 // everything again; this only helps the operator see a problem while typing.
 (function () {
   "use strict";
+  // The same reading as the server (app/numbers.py): the site's decimal separator, the other character
+  // only in full thousands groups; anything ambiguous ("1,500") gets no colour here and a message on save.
+  var POINT = document.documentElement.getAttribute("data-decimal") === "," ? "," : ".";
+  var GROUP = POINT === "." ? "," : ".";
+  var P = POINT === "." ? "\\." : ",", G = GROUP === "." ? "\\." : ",";
+  function plainMantissa(t) {
+    if (t.indexOf(GROUP) >= 0) {
+      var cut = t.indexOf(POINT), integer = cut < 0 ? t : t.slice(0, cut), groups = integer.split(GROUP);
+      if (groups.length === 2 && cut < 0 && groups[1].length === 3 && /^\d{1,3}$/.test(groups[0])) { return null; }
+      if (!new RegExp("^\\d{1,3}(?:" + G + "\\d{3})+(?:" + P + "\\d+)?$").test(t)) { return null; }
+      t = t.split(GROUP).join("");
+    }
+    if (!new RegExp("^(?:\\d+(?:" + P + "\\d*)?|" + P + "\\d+)$").test(t)) { return null; }
+    return t.replace(POINT, ".");
+  }
   function parseNumber(text) {
     var raw = (text || "").trim();
     if (!raw) { return null; }
-    var m = raw.match(/^([+-]?\d+(?:\.\d+)?)\s*[xX×*]\s*10\s*\^\s*([+-]?\d+)$/);
-    var v = m ? parseFloat(m[1]) * Math.pow(10, parseInt(m[2], 10)) : Number(raw.replace(",", "."));
+    var m = raw.match(/^([+-]?)([\d.,]+)(?:\s*[eE]\s*([+-]?\d+)|\s*[xX×*]\s*10\s*\^\s*([+-]?\d+))?$/);
+    var mantissa = m ? plainMantissa(m[2]) : null;
+    if (mantissa === null) { return null; }
+    var v = parseFloat(m[1] + mantissa + "e" + (m[3] || m[4] || "0"));
     return isFinite(v) ? v : null;
   }
   function limitClass(v, el) {

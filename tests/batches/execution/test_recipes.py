@@ -130,7 +130,8 @@ def test_recipe_round_trips_through_its_toml_form(seed_recipes):
 def test_number_parsing_limit_classes_and_calculations():
     assert parse_number("1.2x10^10") == pytest.approx(1.2e10)
     assert parse_number("1.2E10") == parse_number("1.2e10") == pytest.approx(1.2e10)
-    assert parse_number("37,5") == 37.5
+    with pytest.raises(ValidationFailed, match="writes decimals with '.'"):
+        parse_number("37,5", "Viability")  # read one way on the whole site (app.numbers), never guessed
     with pytest.raises(ValidationFailed, match="not a number"):
         parse_number("twelve")
     for huge in ("1x10^400", "1.2x10^99999999", "-1x10^400"):
