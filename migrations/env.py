@@ -33,11 +33,13 @@ def run_migrations() -> None:
         return
     url = config.attributes.get("database_url") or Config.DATABASE_URL
     engine = db.make_engine(url)
-    with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:  # a migration that refuses to run must not leave a connection open
+        engine.dispose()
 
 
 run_migrations()

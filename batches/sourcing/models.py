@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Date, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.audit import Audited
@@ -65,6 +65,12 @@ CRITERIA_APPROVED = "approved"
 
 RELEASE_PENDING = "pending"
 RELEASE_COMPLETED = "completed"
+
+
+# A unit occupies a storage position exactly when its slot is set (custody moves clear all four columns
+# together); the partial unique index over the position applies to those rows only.
+OCCUPIES_POSITION = "storage_slot IS NOT NULL"
+STORAGE_POSITION_INDEX = "uq_cord_blood_unit_storage_position"
 
 
 def format_position(freezer: str | None, rack: str | None, box: str | None, slot: str | None) -> str:
@@ -129,6 +135,10 @@ class CordBloodUnit(Audited, Signable, Base):
                         name="issued_has_batch"),
         *[CheckConstraint(_in(f"marker_{key}", tuple(MARKER_RESULTS)), name=f"marker_{key}_known")
           for key in MARKERS],
+        # Backstop for the check in operations: two writers that both found the slot free cannot both
+        # store a unit there; the second flush fails and the request is refused with nothing saved.
+        Index(STORAGE_POSITION_INDEX, "storage_freezer", "storage_rack", "storage_box", "storage_slot",
+              unique=True, sqlite_where=text(OCCUPIES_POSITION), postgresql_where=text(OCCUPIES_POSITION)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

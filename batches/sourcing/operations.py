@@ -5,7 +5,8 @@ Operations flush and never commit; every refusal is a DomainError in the operato
 Contract used by batch execution:
 
 - ``assignable_units(session)``: units that are accepted and in storage.
-- ``get_assignable_unit(session, unit_id)``: the unit, or NotFound / Conflict saying why it cannot be used.
+- ``get_assignable_unit(session, unit_id)``: the unit, or NotFound / Conflict saying why it cannot be used;
+  it locks the unit's row until the transaction ends, so call it before writing anything else.
 - ``assign_unit_to_batch(session, unit, batch_lot_number=...)``: records the thaw (removal from storage to
   the batch) as a custody event; the unit can never be assigned again.
 """
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit import audit_reason, current_actor
-from app.db import utcnow
+from app.db import advisory_xact_lock, utcnow
 from app.errors import Conflict, NotFound, PermissionDenied, ReasonRequired, ValidationFailed
 from app.permissions import can
 from app.signatures import sign_record
@@ -237,11 +238,24 @@ def _markers_of(values: Mapping[str, Any]) -> dict[str, str | None]:
 
 # --- intake ---------------------------------------------------------------------------------------
 
+def _claim_position(session: Session, freezer: str, rack: str, box: str, slot: str,
+                    except_unit: CordBloodUnit | None = None) -> None:
+    """Refuse a storage position another unit occupies, naming that unit.
+
+    Writers that want the same position wait for each other first (PostgreSQL advisory lock; SQLite writers
+    are serialised at BEGIN), so the second one sees the first one's unit and gets this message rather
+    than the generic refusal of the unique index, which stays the database's backstop.
+    """
+    advisory_xact_lock(session, f"cord_blood_unit storage position {(freezer, rack, box, slot)!r}")
+    _check_position_free(session, freezer, rack, box, slot, except_unit=except_unit)
+
+
 def _check_position_free(session: Session, freezer: str, rack: str, box: str, slot: str,
                          except_unit: CordBloodUnit | None = None) -> None:
+    # The same rows the unique index covers: any unit whose position columns hold this position.
     stmt = select(CordBloodUnit).where(
-        CordBloodUnit.custody_state == CUSTODY_IN_STORAGE, CordBloodUnit.storage_freezer == freezer,
-        CordBloodUnit.storage_rack == rack, CordBloodUnit.storage_box == box, CordBloodUnit.storage_slot == slot)
+        CordBloodUnit.storage_freezer == freezer, CordBloodUnit.storage_rack == rack,
+        CordBloodUnit.storage_box == box, CordBloodUnit.storage_slot == slot)
     if except_unit is not None and except_unit.id is not None:
         stmt = stmt.where(CordBloodUnit.id != except_unit.id)
     occupant = session.execute(stmt.limit(1)).scalar_one_or_none()
@@ -280,8 +294,8 @@ def receive_unit(session: Session, data: Mapping[str, Any]) -> CordBloodUnit:
         errors["received_by"] = [f"'{received_by}' is not an active user ID."]
     if errors:
         raise ValidationFailed("Please correct the highlighted fields; nothing was saved.", errors=errors)
-    _check_position_free(session, data["storage_freezer"], data["storage_rack"], data["storage_box"],
-                         data["storage_slot"])
+    _claim_position(session, data["storage_freezer"], data["storage_rack"], data["storage_box"],
+                    data["storage_slot"])
 
     eligibility = determine_eligibility(_markers_of(data), criteria.required_marker_list)
     outcomes = evaluate_criteria(criteria, data)
@@ -384,8 +398,10 @@ def why_not_assignable(unit: CordBloodUnit) -> str | None:
 
 
 def get_assignable_unit(session: Session, unit_id: int) -> CordBloodUnit:
-    """The unit if it can be assigned to a batch; NotFound if missing, Conflict saying why otherwise."""
+    """The unit, locked for this transaction, if it can be assigned to a batch; NotFound if missing, Conflict
+    saying why otherwise."""
     unit = get_unit(session, unit_id)
+    lock_unit_for_custody(session, unit)
     reason = why_not_assignable(unit)
     if reason:
         raise Conflict(reason, errors={"unit_id": [reason]})
@@ -398,10 +414,7 @@ def assign_unit_to_batch(session: Session, unit: CordBloodUnit, *, batch_lot_num
     if not batch_lot_number:
         raise ValidationFailed("A batch lot number is required to assign a unit.",
                                errors={"batch_lot_number": ["Enter the batch lot number."]})
-    session.flush()
-    if _lock_supported(session):  # two batches must not take the same unit: lock the row, then re-read it
-        session.execute(select(CordBloodUnit.id).where(CordBloodUnit.id == unit.id).with_for_update())
-        session.refresh(unit)
+    lock_unit_for_custody(session, unit)  # two batches must not take the same unit
     reason = why_not_assignable(unit)
     if reason:
         raise Conflict(reason, errors={"unit_id": [reason]})
@@ -416,9 +429,25 @@ def _lock_supported(session: Session) -> bool:
 
 # --- custody --------------------------------------------------------------------------------------
 
+def lock_unit_for_custody(session: Session, unit: CordBloodUnit) -> None:
+    """Lock the unit's row until the transaction ends, then re-read it: every custody move calls this first.
+
+    Two moves of the same unit (two tablets, a tablet and a batch) then run one after the other, and the
+    second checks the state the first one committed, not the state its page was showing. Lock order on
+    PostgreSQL, the same on every custody path so two of them cannot deadlock: this unit row, then a
+    storage position (``_claim_position``); the audit chain comes last, at commit. So a caller takes this
+    lock before it writes anything else in the transaction.
+    """
+    session.flush()  # keep this request's own pending changes: the refresh below re-reads the row
+    if _lock_supported(session):  # SQLite writers already hold the database write lock from BEGIN
+        session.execute(select(CordBloodUnit.id).where(CordBloodUnit.id == unit.id).with_for_update())
+    session.refresh(unit)
+
+
 def _move(session: Session, unit: CordBloodUnit, event_type: str, *, to_location: str, new_state: str,
           reason: str, comment: str | None = None, batch_lot_number: str | None = None,
           position: tuple[str, str, str, str] | None = None) -> CbuCustodyEvent:
+    """Record one custody event and the unit's new state; the caller has locked the unit and checked it."""
     from_location = unit.storage_position if unit.custody_state == CUSTODY_IN_STORAGE else _last_location(unit)
     now = utcnow()
     event = CbuCustodyEvent(unit_id=unit.id, event_type=event_type, occurred_at=now,
@@ -449,6 +478,7 @@ def remove_from_storage(session: Session, unit: CordBloodUnit, *, destination: s
         raise ReasonRequired("Removing a unit from storage needs a reason.", errors={"reason": ["Give the reason."]})
     if not (destination or "").strip():
         raise ValidationFailed("Say where the unit is going.", errors={"destination": ["Enter the destination."]})
+    lock_unit_for_custody(session, unit)
     if unit.custody_state != CUSTODY_IN_STORAGE:
         raise Conflict(f"Unit {unit.din} is not in storage, so it cannot be removed.")
     return _move(session, unit, EVENT_REMOVAL, to_location=destination.strip(), new_state=CUSTODY_REMOVED,
@@ -458,9 +488,10 @@ def remove_from_storage(session: Session, unit: CordBloodUnit, *, destination: s
 def return_to_storage(session: Session, unit: CordBloodUnit, *, freezer: str, rack: str, box: str, slot: str,
                       comment: str | None = None) -> CbuCustodyEvent:
     """Put a removed unit back into a storage position."""
+    lock_unit_for_custody(session, unit)
     if unit.custody_state != CUSTODY_REMOVED:
         raise Conflict(f"Unit {unit.din} is not out of storage, so it cannot be returned.")
-    _check_position_free(session, freezer, rack, box, slot, except_unit=unit)
+    _claim_position(session, freezer, rack, box, slot, except_unit=unit)
     return _move(session, unit, EVENT_RETURN, to_location=format_position(freezer, rack, box, slot),
                  new_state=CUSTODY_IN_STORAGE, reason=comment or "returned to storage", comment=comment,
                  position=(freezer, rack, box, slot))
@@ -470,6 +501,7 @@ def dispose_unit(session: Session, unit: CordBloodUnit, *, reason: str) -> CbuCu
     """Destroy a unit (rejected, damaged, expired); the record stays."""
     if not (reason or "").strip():
         raise ReasonRequired("Disposing of a unit needs a reason.", errors={"reason": ["Give the reason."]})
+    lock_unit_for_custody(session, unit)
     if unit.custody_state in (CUSTODY_ISSUED, CUSTODY_DISPOSED):
         raise Conflict(f"Unit {unit.din} has already left custody ({unit.custody_state}).")
     return _move(session, unit, EVENT_DISPOSAL, to_location="Disposed (biohazard waste)", new_state=CUSTODY_DISPOSED,
