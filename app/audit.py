@@ -1,7 +1,7 @@
 """The Part 11 audit trail: append-only, hash-chained, captured once and generically for GMP tables.
 
-Every model that inherits ``Audited`` has each insert, update and delete written to ``audit_entry`` in
-the same transaction as the change, from the session's flush. Entries are linked by SHA-256 hashes;
+Every model that inherits ``Audited`` has each insert, update and delete captured by the session's flush
+and written to ``audit_entry`` in the same transaction, when it commits. Entries are linked by SHA-256 hashes;
 database triggers (see the first migration) refuse UPDATE, DELETE and TRUNCATE on the table.
 """
 from __future__ import annotations
@@ -284,7 +284,7 @@ def _collect_deleted(_mapper: Any, _connection: Any, target: Any) -> None:
 
 
 @event.listens_for(Session, "after_flush")
-def _write_audit_entries(sess: Session, _ctx: Any) -> None:
+def _capture_audit_entries(sess: Session, _ctx: Any) -> None:
     rows = []
     deleted = sess.info.pop("audit_deleted", [])
     for action, objs in (("insert", sess.new), ("update", sess.dirty), ("delete", deleted)):
@@ -304,15 +304,16 @@ def _write_audit_entries(sess: Session, _ctx: Any) -> None:
 
 
 _CHAIN_TAIL = "audit_chain_tail"
+_PENDING = "audit_pending"
+_SAVEPOINT_MARKS = "audit_savepoint_marks"
 
 
 def _chain_tail(sess: Session) -> str:
-    """The hash of the newest entry, read once per transaction under the chain lock.
+    """The hash of the newest entry, read under the chain lock (once per transaction).
 
     While this transaction holds the lock nobody else can append, so the tail it wrote last is still
-    the tail: later flushes of the same transaction skip the lock and the read. The remembered tail is
-    forgotten whenever a transaction or savepoint ends or anything rolls back (see _forget_chain_tail),
-    so a savepoint rolled back with its entries can never leave a stale tail behind."""
+    the tail. The remembered tail is forgotten whenever a savepoint or the transaction ends or anything
+    rolls back, so a savepoint rolled back with its entries can never leave a stale tail behind."""
     remembered = sess.info.get(_CHAIN_TAIL)
     if remembered is not None and remembered[0] is sess.get_transaction():
         return remembered[1]
@@ -322,46 +323,79 @@ def _chain_tail(sess: Session) -> str:
     ).scalar_one_or_none() or GENESIS_HASH
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_chain_tail(sess: Session, transaction: Any) -> None:
-    # A flush runs in a subtransaction of its own; only the end of a savepoint or of the whole
-    # transaction (and any rollback, below) can change what the tail is.
-    if transaction.nested or transaction.parent is None:
-        sess.info.pop(_CHAIN_TAIL, None)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_chain_tail_on_rollback(sess: Session, _previous_transaction: Any) -> None:
-    sess.info.pop(_CHAIN_TAIL, None)
-
-
 def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any]]], reason: str | None = None) -> None:
-    """Append entries to the chain inside the current transaction, serialised against other writers."""
+    """Add entries to this transaction's part of the trail; they are chained when it commits.
+
+    Who, why and the changed values are captured now. The chain lock is taken only at commit
+    (``write_pending_entries``), after every other lock the transaction needs: a writer holding the chain
+    lock never waits for anything else, so it can never be part of a deadlock, and other writers wait
+    for it only as long as its commit takes."""
     if isinstance(sess, scoped_session):
         sess = sess()
     actor = current_actor()
     reason = reason or sess.info.get("audit_reason")
-    prev_hash = _chain_tail(sess)
-    now = utcnow()
-    values = []
-    for action, table_name, record_id, changes in items:
-        row = {
-            "occurred_at": now,
-            "actor_id": actor.user_id,
-            "actor_username": actor.username,
-            "action": action,
-            "table_name": table_name,
-            "record_id": record_id,
-            "changes": canonical_json(changes),
-            "reason": reason,
-        }
-        row["prev_hash"] = prev_hash
-        row["entry_hash"] = compute_entry_hash(prev_hash, entry_content(_Row(row)))
-        prev_hash = row["entry_hash"]
-        values.append(row)
-    # One multi-row INSERT: rows of a single VALUES list take their ids in list order, which is chain order.
-    sess.execute(insert(AuditEntry.__table__).values(values))
+    sess.info.setdefault(_PENDING, []).extend(
+        {"actor_id": actor.user_id, "actor_username": actor.username, "action": action, "table_name": table_name,
+         "record_id": record_id, "changes": canonical_json(changes), "reason": reason}
+        for action, table_name, record_id, changes in items)
+
+
+def write_pending_entries(sess: Session) -> None:
+    """Chain and insert this transaction's pending entries now (at commit, or before reading the trail)."""
+    if isinstance(sess, scoped_session):
+        sess = sess()
+    pending = sess.info.get(_PENDING)
+    if not pending:
+        return
+    with sess.no_autoflush:
+        prev_hash = _chain_tail(sess)
+        now = utcnow()
+        values = []
+        for item in pending:
+            row = {"occurred_at": now, **item, "prev_hash": prev_hash}
+            row["entry_hash"] = compute_entry_hash(prev_hash, entry_content(_Row(row)))
+            prev_hash = row["entry_hash"]
+            values.append(row)
+        # One multi-row INSERT: the rows of one VALUES list take their ids in list order, the chain's order.
+        sess.execute(insert(AuditEntry.__table__).values(values))
+    del pending[:len(values)]
     sess.info[_CHAIN_TAIL] = (sess.get_transaction(), prev_hash)
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_at_commit(sess: Session) -> None:
+    sess.flush()  # the commit's own flush would come after this hook: capture every change first
+    write_pending_entries(sess)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(sess: Session, transaction: Any) -> None:
+    if transaction.nested:
+        sess.info.setdefault(_SAVEPOINT_MARKS, {})[transaction] = len(sess.info.get(_PENDING, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_entries(sess: Session, previous_transaction: Any) -> None:
+    sess.info.pop(_CHAIN_TAIL, None)
+    pending = sess.info.get(_PENDING)
+    marks = sess.info.get(_SAVEPOINT_MARKS, {})
+    if previous_transaction.nested and previous_transaction in marks:
+        if pending is not None:
+            del pending[marks.pop(previous_transaction):]
+    elif previous_transaction.parent is None and pending is not None:
+        pending.clear()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_of_transaction(sess: Session, transaction: Any) -> None:
+    # A flush runs in a subtransaction of its own; only the end of a savepoint or of the whole
+    # transaction can change the chain's tail.
+    if transaction.nested or transaction.parent is None:
+        sess.info.pop(_CHAIN_TAIL, None)
+    # (a savepoint's mark stays until the whole transaction ends: after_soft_rollback comes after this hook)
+    if transaction.parent is None:  # committed (already written) or rolled back: nothing carries over
+        sess.info.pop(_PENDING, None)
+        sess.info.pop(_SAVEPOINT_MARKS, None)
 
 
 def record_event(sess: Session, table_name: str, record_id: str, action: str, details: dict[str, Any],
@@ -385,6 +419,7 @@ class VerifyResult:
 
 def verify_chain(sess: Session, batch_size: int = 5000) -> VerifyResult:
     """Walk the whole chain in order; name the first entry whose link or content does not match."""
+    write_pending_entries(sess)
     prev_hash = GENESIS_HASH
     checked = 0
     last_id = 0
@@ -408,6 +443,7 @@ def verify_chain(sess: Session, batch_size: int = 5000) -> VerifyResult:
 
 def history_for(sess: Session, table_name: str, record_id: str | int) -> list[AuditEntry]:
     """The audit history of one record, oldest first."""
+    write_pending_entries(sess)
     return list(sess.execute(
         select(AuditEntry).where(AuditEntry.table_name == table_name, AuditEntry.record_id == str(record_id))
         .order_by(AuditEntry.id)
@@ -418,6 +454,7 @@ def search_trail(sess: Session, *, username: str | None = None, table_name: str 
                  start: datetime | None = None, end: datetime | None = None,
                  page: int = 1, per_page: int = 50) -> tuple[list[AuditEntry], int]:
     """Filter the whole trail by user, record type and time range; newest first, paged."""
+    write_pending_entries(sess)
     stmt = select(AuditEntry)
     if username:
         stmt = stmt.where(AuditEntry.actor_username == username)

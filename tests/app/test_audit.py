@@ -227,15 +227,15 @@ def test_a_savepoint_rolled_back_after_audited_flushes_leaves_the_chain_intact(d
     assert verify_chain(db_session).ok
 
 
-def test_later_flushes_of_a_transaction_do_not_read_the_chain_tail_again(db_session, make_user):
+def test_a_transaction_chains_its_entries_once_at_commit(db_session, make_user):
     from sqlalchemy import event
 
     user = make_user("operator", full_name="Name 0")
-    tail_reads: list[str] = []
+    chain_statements: list[str] = []
 
     def count(_conn, _cursor, statement, *_args):
-        if "audit_entry.entry_hash" in statement or "pg_advisory_xact_lock" in statement:
-            tail_reads.append(statement)
+        if "audit_entry" in statement or "pg_advisory_xact_lock" in statement:
+            chain_statements.append(statement.split()[0])
 
     engine = db_session.get_bind()
     event.listen(engine, "before_cursor_execute", count)
@@ -243,10 +243,72 @@ def test_later_flushes_of_a_transaction_do_not_read_the_chain_tail_again(db_sess
         for n in range(1, 4):
             with audit_reason(db_session, f"change {n}"):
                 user.full_name = f"Name {n}"
+        assert chain_statements == []  # flushed, not yet chained: the chain lock is not held yet
         db_session.commit()
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert [e.reason for e in history_for(db_session, "user_account", user.id)][-3:] == [
         "change 1", "change 2", "change 3"]
-    assert len(tail_reads) == (2 if db_session.get_bind().dialect.name == "postgresql" else 1)
+    # the lock (PostgreSQL), one read of the tail, one insert of the three entries
+    expected = ["SELECT", "SELECT", "INSERT"] if db_session.get_bind().dialect.name == "postgresql" else ["SELECT",
+                                                                                                      "INSERT"]
+    assert chain_statements == expected
     assert verify_chain(db_session).ok
+
+
+def test_reading_the_trail_mid_transaction_shows_its_own_changes(db_session, make_user):
+    user = make_user("operator", full_name="Before")
+    with audit_reason(db_session, "read back before commit"):
+        user.full_name = "After"
+    assert history_for(db_session, "user_account", user.id)[-1].reason == "read back before commit"
+    with audit_reason(db_session, "a second change after the read"):
+        user.full_name = "After Again"
+    db_session.commit()
+    assert [e.reason for e in history_for(db_session, "user_account", user.id)][-2:] == [
+        "read back before commit", "a second change after the read"]
+    assert verify_chain(db_session).ok
+
+
+@pytest.mark.backends("postgresql")
+def test_writers_taking_row_locks_in_turn_never_deadlock_on_the_audit_chain(backend, fresh_database_url):
+    """A writer holding the chain lock never waits for a row: the chain is written at commit, last."""
+    url = fresh_database_url(backend)
+    upgrade_database(url)
+    engine = db.make_engine(url)
+    with Session(engine) as sess, acting_as(Actor(None, "setup")):
+        ids = [create_user(sess, username=f"row{n}", full_name=f"Row {n}", password=PASSWORD, roles=["operator"]).id
+               for n in range(2)]
+        sess.commit()
+    first, second = Session(engine), Session(engine)
+    second_flushed, errors = threading.Event(), []
+
+    def second_writer() -> None:
+        try:
+            with acting_as(Actor(None, "second")):
+                second.get(User, ids[1]).full_name = "Second"
+                second.flush()  # holds row 1; with the chain lock taken at flush it would wait for `first` here
+                second_flushed.set()
+                second.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+            errors.append(exc)
+            second_flushed.set()
+
+    try:
+        with acting_as(Actor(None, "first")):
+            first.get(User, ids[0]).full_name = "First"
+            first.flush()  # holds row 0
+            thread = threading.Thread(target=second_writer)
+            thread.start()
+            assert second_flushed.wait(timeout=20), "the second writer waited for the first one's flush"
+            first.get(User, ids[1]).full_name = "First too"  # waits for `second` to commit, then goes on
+            first.commit()
+        thread.join(timeout=30)
+        assert not errors, errors
+        with Session(engine) as sess:
+            assert [u.full_name for u in sess.execute(select(User).where(User.id.in_(ids)).order_by(User.id)).scalars()
+                    ] == ["First", "First too"]
+            assert verify_chain(sess).ok
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.audit import AuditEntry
+from app.audit import AuditEntry, history_for
 from app.db import utcnow
 from app.errors import Conflict, ReasonRequired, ValidationFailed
 from equipment import operations as ops
@@ -95,10 +95,7 @@ def test_status_change_needs_reason_and_is_audited(db_session, make_asset):
     with pytest.raises(ReasonRequired):
         ops.set_asset_status(db_session, asset, "cleaning", "  ")
     ops.set_asset_status(db_session, asset, "cleaning", "post-campaign cleaning")
-    db_session.flush()
-    entry = db_session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_asset",
-                                                        AuditEntry.record_id == str(asset.id))
-                               .order_by(AuditEntry.id.desc())).scalars().first()
+    entry = history_for(db_session, "equipment_asset", asset.id)[-1]
     assert entry.reason == "post-campaign cleaning"
     assert ("status", "available", "cleaning") in entry.change_list
 
@@ -118,8 +115,7 @@ def test_tag_validation_and_limit_change_audit(db_session, make_asset, make_tag)
         ops.add_tag(db_session, asset, node_id="ns=2;s=Other", parameter="temperature")
     ops.update_tag(db_session, tag, "URS revision 3", node_id=tag.node_id, parameter="Temperature", unit="C",
                    low_limit=36.5, high_limit=37.5, on_delay_s=600, off_delay_s=60, deadband=0.2)
-    entry = db_session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_tag")
-                               .order_by(AuditEntry.id.desc())).scalars().first()
+    entry = history_for(db_session, "equipment_tag", tag.id)[-1]
     assert entry.reason == "URS revision 3"
     assert ("high_limit", "38.0", "37.5") in entry.change_list
     assert db_session.get(Tag, tag.id).on_delay_s == 600
@@ -134,7 +130,9 @@ def test_opc_password_is_encrypted_and_never_in_the_audit_trail(db_session):
                              opc_username="mes", opc_password="s3cret-pass")
     assert asset.opc_password_encrypted and "s3cret" not in asset.opc_password_encrypted
     assert password_for("SBR-01", asset.opc_password_encrypted) == "s3cret-pass"
+    db_session.commit()
     trail = " ".join(e.changes for e in db_session.execute(select(AuditEntry)).scalars())
+    assert "SBR-01" in trail and "opc_password_encrypted" in trail  # the asset's entry is there, redacted
     assert "s3cret" not in trail and asset.opc_password_encrypted not in trail
 
 
