@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+from marshmallow import ValidationError, fields
+
 _FORM = re.compile(
     r"(?P<sign>[+-]?)(?P<mantissa>[\d.,]+)"
     r"(?:\s*[eE]\s*(?P<e1>[+-]?\d+)|\s*[xX×*]\s*10\s*\^\s*(?P<e2>[+-]?\d+))?")
@@ -85,3 +87,16 @@ def parse_number(value: Any) -> float:
     if not math.isfinite(number):
         raise NumberFormatError(f"'{value}' is not a finite number.")
     return number
+
+
+
+class SiteNumber(fields.Float):
+    """A marshmallow Float that reads typed text the site's way (forms and JSON strings alike)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse_number(value)
+            except NumberFormatError as exc:
+                raise ValidationError(f"{self.error_messages['invalid']} {exc}") from None
+        return super()._deserialize(value, attr, data, **kwargs)

@@ -4,7 +4,6 @@ The tablet form and the REST API load the same schema, so both give the same mes
 """
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -13,31 +12,10 @@ from zoneinfo import ZoneInfo
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from app.db import utcnow
+from app.numbers import NumberFormatError, SiteNumber, example, parse_number
 from batches.sourcing.isbt128 import DinError, parse_din, parse_product_code
 from batches.sourcing.models import ABO_RH_TYPES, EVENT_TYPES, MARKER_RESULTS, MARKERS, STATUSES
 from batches.sourcing.operations import CLOCK_TOLERANCE, collection_date_errors
-
-CELL_COUNT_PATTERN = re.compile(
-    r"(?P<mantissa>\d+(?:\.\d+)?)\s*(?:(?:[eE](?P<exp1>[+-]?\d+))|(?:\s*[xX×*]\s*10\s*\^\s*(?P<exp2>[+-]?\d+)))?")
-
-
-def parse_cell_count(value: Any) -> float:
-    """A cell count written as 1.2e9, 1.2E9, 1.2x10^9 or plain digits."""
-    if isinstance(value, bool):
-        raise ValueError("not a number")
-    if isinstance(value, (int, float)):
-        count = float(value)
-    else:
-        match = CELL_COUNT_PATTERN.fullmatch(str(value).strip().replace(",", ""))
-        if not match:
-            raise ValueError("not a cell count")
-        exponent = match.group("exp1") or match.group("exp2") or "0"
-        # One float literal: 10 ** int(exponent) would first build a huge integer for '1e99999999'.
-        count = float(f"{match.group('mantissa')}e{exponent}")
-    if not math.isfinite(count):  # NaN or Infinity in JSON, or an exponent beyond any float
-        raise ValueError("not a finite number")
-    return count
-
 
 class CellCount(fields.Field):
     """A positive cell count, accepted as 1.2e9, 1.2E9 or 1.2x10^9; shown as a number."""
@@ -53,9 +31,10 @@ class CellCount(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> float:
         try:
-            count = parse_cell_count(value)
-        except (ValueError, OverflowError):
-            raise ValidationError(f"Write the {self.label} as a number such as 1.2e9 or 1.2x10^9.") from None
+            count = parse_number(value)
+        except NumberFormatError as exc:
+            raise ValidationError(f"Write the {self.label} as a number such as {example('1.2')}e9 or "
+                                  f"{example('1.2')}x10^9. {exc}") from None
         if count <= 0:
             raise ValidationError(f"The {self.label} must be more than zero.")
         if count > self.maximum:
@@ -70,7 +49,7 @@ class CellCount(fields.Field):
 def _number(label: str, unit: str, minimum: float, maximum: float, *, min_inclusive: bool = True,
             required: bool = True) -> fields.Float:
     range_text = f"between {minimum:g} and {maximum:g} {unit}".rstrip()
-    return fields.Float(
+    return SiteNumber(
         required=required, allow_nan=False,
         validate=validate.Range(min=minimum, max=maximum, min_inclusive=min_inclusive,
                                 error=f"The {label} must be {range_text}."),

@@ -12,7 +12,8 @@ from app.db import utcnow
 from app.errors import Conflict, ValidationFailed
 from batches.sourcing import operations
 from batches.sourcing.models import CbuCustodyEvent, CordBloodUnit
-from batches.sourcing.schemas import CordBloodUnitIntakeSchema, parse_cell_count
+from app.numbers import parse_number
+from batches.sourcing.schemas import CordBloodUnitIntakeSchema
 from tests.batches.sourcing.conftest import new_din, scanned
 
 
@@ -31,8 +32,9 @@ def unit_count(session):
 
 
 @pytest.mark.parametrize("text", ["1.2e9", "1.2E9", "1.2x10^9", "1.2 x 10^9", "1.2X10^9", "1200000000", "1,200,000,000"])
-def test_cell_counts_in_every_accepted_notation(text):
-    assert parse_cell_count(text) == pytest.approx(1.2e9)
+def test_cell_counts_in_every_accepted_notation(text, intake_data):
+    assert parse_number(text) == pytest.approx(1.2e9)
+    assert load(intake_data(tnc_cells=text))["tnc_cells"] == pytest.approx(1.2e9)
 
 
 def test_a_valid_intake_loads(intake_data):
@@ -48,7 +50,10 @@ def test_a_valid_intake_loads(intake_data):
     ("volume_ml", "-5", "volume must be between"),
     ("volume_ml", "lots", "Enter the volume as a number"),
     ("tnc_cells", "0", "must be more than zero"),
-    ("tnc_cells", "-1e9", "Write the total nucleated cell count"),
+    ("tnc_cells", "-1e9", "must be more than zero"),
+    ("tnc_cells", "1,5x10^9", "writes decimals with '.'"),  # never read as 1.5 x 10^10
+    ("tnc_cells", "1,500", "could be read as 1.500 or 1500"),
+    ("volume_ml", "25,5", "Enter the volume as a number (mL). '25,5': this site writes decimals with '.'"),
     ("tnc_cells", "1.2e90", "not plausible"),
     ("tnc_cells", "1.2 billion", "such as 1.2e9 or 1.2x10^9"),
     ("cd34_cells", "0", "must be more than zero"),
