@@ -162,6 +162,13 @@ def alarms_needing_attention(sess: Session, asset_id: int | None = None, at: dat
     return list(sess.execute(stmt.order_by(Alarm.raised_at.desc())).scalars())
 
 
+def shelved_alarms(sess: Session, asset_id: int, at: datetime | None = None) -> list[Alarm]:
+    """Alarms of an asset shelved now, soonest back first."""
+    now = at or utcnow()
+    return list(sess.execute(select(Alarm).where(Alarm.asset_id == asset_id, Alarm.shelved_until > now)
+                             .order_by(Alarm.shelved_until, Alarm.id)).scalars())
+
+
 def recent_alarms(sess: Session, asset_id: int, limit: int = 50) -> list[Alarm]:
     return list(sess.execute(select(Alarm).where(Alarm.asset_id == asset_id)
                              .order_by(Alarm.raised_at.desc()).limit(limit)).scalars())
@@ -208,8 +215,12 @@ def shelve_alarm(sess: Session, alarm: Alarm, minutes: Any, reason: str) -> None
 
 
 def unshelve_alarm(sess: Session, alarm: Alarm, reason: str) -> None:
+    """Put a shelved alarm back on the active list before its time is up, with a reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Please correct the highlighted fields.",
+                               errors={"reason": ["Give the reason for unshelving."]})
     if not alarm.is_shelved():
         raise Conflict("This alarm is not shelved.")
-    reason = (reason or "").strip() or "returned to the active list"
     with audit_reason(sess, f"alarm unshelved: {reason}"):
         alarm.shelved_until = None

@@ -6,14 +6,17 @@ import asyncio
 import click
 from flask.cli import AppGroup
 
+from equipment.opcua.collector import PUBLISHING_MS_RANGE
+
 equipment_cli = AppGroup("equipment", help="Equipment telemetry: OPC UA collector and simulator.")
 
 
 @equipment_cli.command("collector")
 @click.option("--assets", default=None, help="Comma-separated asset codes (default: all connected).")
-@click.option("--publishing-ms", default=500.0, show_default=True)
+@click.option("--publishing-ms", default=500.0, show_default=True,
+              type=click.FloatRange(*PUBLISHING_MS_RANGE), help="OPC UA publishing interval in milliseconds.")
 def collector(assets: str | None, publishing_ms: float) -> None:
-    """Run the OPC UA collector until stopped (database from DATABASE_URL, like the app)."""
+    """Run the OPC UA collector until SIGTERM or SIGINT (database from DATABASE_URL, like the app)."""
     from flask import current_app
 
     from equipment.opcua.collector import main
@@ -67,3 +70,26 @@ def drop_connections() -> None:
     """Make the simulator close every client connection."""
     count = asyncio.run(_call_simulator("DropConnections"))
     click.echo(f"closed {count} connection(s)")
+
+
+@equipment_cli.command("rejected")
+@click.option("--spool", "spool_path", default=None, help="Spool file (default: COLLECTOR_SPOOL or instance/).")
+def rejected(spool_path: str | None) -> None:
+    """List the telemetry items the database refused for good, kept in the collector's spool."""
+    from flask import current_app
+
+    from equipment.opcua.collector import default_spool_path
+    from equipment.opcua.spool import Spool
+    from equipment.telemetry import from_us
+
+    path = spool_path or default_spool_path(current_app.config["DATABASE_URL"])
+    spool = Spool(path)
+    try:
+        kept = spool.rejected()
+        waiting = len(spool)
+    finally:
+        spool.close()
+    click.echo(f"{path}: {waiting} item(s) waiting for the database, {len(kept)} refused for good")
+    for item in kept:
+        status = "in the audit trail" if item.reported else "not yet in the audit trail"
+        click.echo(f"#{item.seq} {from_us(item.rejected_us).isoformat()} {item.item} -- {item.error} ({status})")

@@ -1,7 +1,6 @@
 """Demo equipment for `make run` (connected to the simulator), and the two background services."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -47,4 +46,4 @@ def run_simulator_service() -> None:
 def run_collector_service() -> None:
     from equipment.opcua.collector import main
 
-    main(["--reload-interval", os.environ.get("COLLECTOR_RELOAD_S", "30")])
+    main([])  # settings from COLLECTOR_* in the environment; stops cleanly on SIGTERM (scripts/run.sh)

@@ -26,6 +26,7 @@ from equipment.alarms import (
     get_alarm,
     recent_alarms,
     shelve_alarm,
+    shelved_alarms,
     unshelve_alarm,
 )
 from equipment.models import Alarm, Asset, AssetUsage, ServiceRecord, Tag, TelemetryGap
@@ -52,7 +53,14 @@ from equipment.registry import (
     usage_log,
 )
 from equipment.signals import alarm_cleared, alarm_raised, gap_opened
-from equipment.telemetry import Reading, chart_series, gaps_in_window, latest_readings, open_gaps
+from equipment.telemetry import (
+    Reading,
+    chart_series,
+    gaps_in_window,
+    latest_readings,
+    open_gaps,
+    rejected_telemetry_count,
+)
 
 __all__ = [
     "MAX_SHELVE_MINUTES", "Alarm", "Asset", "AssetUsage", "Reading", "ServiceRecord", "ServiceStatus", "Tag",
@@ -60,6 +68,6 @@ __all__ = [
     "alarms_in_window", "alarms_needing_attention", "asset_usability", "chart_series", "check_asset_usable",
     "create_asset", "end_usage", "find_asset", "gap_opened", "gaps_in_window", "get_alarm", "get_asset", "get_tag",
     "latest_readings", "latest_service", "list_assets", "open_gaps", "open_usages", "recent_alarms",
-    "record_service", "service_status", "set_asset_status", "shelve_alarm", "start_usage", "unshelve_alarm",
-    "update_connection", "update_tag", "usage_log",
+    "record_service", "rejected_telemetry_count", "service_status", "set_asset_status", "shelve_alarm",
+    "shelved_alarms", "start_usage", "unshelve_alarm", "update_connection", "update_tag", "usage_log",
 ]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.audit import audit_reason, current_actor
 from app.db import utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
+from app.numbers import NumberFormatError, parse_number
 from equipment.models import (
     ASSET_STATUSES,
     ASSET_TYPES,
@@ -27,6 +28,7 @@ from equipment.models import (
     ServiceRecord,
     Tag,
 )
+from equipment.schemas import TAG_BOUNDS
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{1,39}$")
 ENDPOINT_PATTERN = re.compile(r"^opc\.tcp://[^\s/:]+(:\d{1,5})?(/\S*)?$")
@@ -349,13 +351,17 @@ def _float_or_none(value: Any, field: str, errors: dict[str, list[str]]) -> floa
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = float(str(value).strip().replace(",", "."))
-    except ValueError:
-        errors[field] = ["Enter a number."]
+        return parse_number(value)
+    except NumberFormatError as exc:
+        errors[field] = [str(exc)]
         return None
-    if number != number or number in (float("inf"), float("-inf")):
-        errors[field] = ["Enter a finite number."]
-        return None
+
+
+def _bounded_float(value: Any, field: str, errors: dict[str, list[str]]) -> float | None:
+    number = _float_or_none(value, field, errors)
+    low, high, message = TAG_BOUNDS[field]
+    if number is not None and not low <= number <= high:
+        errors[field] = [message]
     return number
 
 
@@ -377,14 +383,18 @@ def _validate_tag(values: dict[str, Any]) -> dict[str, Any]:
     clean = {"node_id": node_id, "parameter": parameter, "unit": _clean(values.get("unit"))}
     _check_lengths(errors, Tag, **clean)
     for field in ("low_limit", "high_limit"):
-        clean[field] = _float_or_none(values.get(field), field, errors)
+        clean[field] = _bounded_float(values.get(field), field, errors)
     for field in ("on_delay_s", "off_delay_s", "deadband"):
-        number = _float_or_none(values.get(field), field, errors)
+        number = _bounded_float(values.get(field), field, errors)
         if number is not None and number < 0:
             errors[field] = ["Cannot be negative."]
         clean[field] = number or 0.0
-    if clean["low_limit"] is not None and clean["high_limit"] is not None and clean["low_limit"] >= clean["high_limit"]:
+    low, high = clean["low_limit"], clean["high_limit"]
+    if low is not None and high is not None and low >= high:
         errors["high_limit"] = ["The high limit must be above the low limit."]
+    elif low is not None and high is not None and "deadband" not in errors and clean["deadband"] >= high - low:
+        # a wider deadband could only clear a high alarm below the low limit (and the reverse)
+        errors["deadband"] = [f"Must be narrower than the band between the limits ({high - low:g})."]
     if errors:
         raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
     return clean

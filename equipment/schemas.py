@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.numbers import SiteNumber
 from equipment.models import ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
 
 
@@ -26,17 +27,43 @@ class UsabilitySchema(Schema):
     reason = fields.Str(allow_none=True)
 
 
+# Bounds of a tag's alarm settings, for the tablet form (through the operations) and the API alike.
+# What is measured (DOMAIN.md) runs from about -196 C (LN2) to a few hundred (rpm, %, kg, Pa): a limit
+# beyond a million in any unit is a typing error. An excursion left unalarmed for more than an hour is
+# not monitoring (ISA-18.2 on-delays are seconds to minutes; 10 min is typical), nor is an alarm that
+# stays up for an hour after the value came back. A deadband wider than 100 units is no deadband; it
+# must also be narrower than the band between the two limits, checked in the operations.
+MAX_ABS_LIMIT = 1_000_000.0
+MAX_ALARM_DELAY_S = 3600.0
+MAX_DEADBAND = 100.0
+TAG_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "low_limit": (-MAX_ABS_LIMIT, MAX_ABS_LIMIT, "Between -1,000,000 and 1,000,000."),
+    "high_limit": (-MAX_ABS_LIMIT, MAX_ABS_LIMIT, "Between -1,000,000 and 1,000,000."),
+    "on_delay_s": (0.0, MAX_ALARM_DELAY_S, "Between 0 and 3600 seconds (one hour)."),
+    "off_delay_s": (0.0, MAX_ALARM_DELAY_S, "Between 0 and 3600 seconds (one hour)."),
+    "deadband": (0.0, MAX_DEADBAND, "Between 0 and 100, in the unit of the tag."),
+}
+
+
+def _bounded(name: str) -> validate.Range:
+    low, high, message = TAG_BOUNDS[name]
+    return validate.Range(min=low, max=high, error=message)
+
+
 class TagSchema(Schema):
     id = fields.Int(dump_only=True)
     asset_id = fields.Int(dump_only=True)
     node_id = fields.Str(required=True)
     parameter = fields.Str(required=True)
     unit = fields.Str(load_default="")
-    low_limit = fields.Float(allow_none=True, load_default=None)
-    high_limit = fields.Float(allow_none=True, load_default=None)
-    on_delay_s = fields.Float(load_default=0.0)
-    off_delay_s = fields.Float(load_default=0.0)
-    deadband = fields.Float(load_default=0.0)
+    low_limit = SiteNumber(allow_none=True, load_default=None, validate=_bounded("low_limit"))
+    high_limit = SiteNumber(allow_none=True, load_default=None, validate=_bounded("high_limit"))
+    on_delay_s = SiteNumber(load_default=0.0, validate=_bounded("on_delay_s"),
+                              metadata={"description": "seconds an excursion must last before it alarms"})
+    off_delay_s = SiteNumber(load_default=0.0, validate=_bounded("off_delay_s"),
+                               metadata={"description": "seconds back inside the limit before the alarm clears"})
+    deadband = SiteNumber(load_default=0.0, validate=_bounded("deadband"),
+                            metadata={"description": "in the tag's unit; narrower than the band between the limits"})
     active = fields.Bool(dump_only=True)
 
 

@@ -394,6 +394,19 @@ def last_sample_us(sess: Session, asset_id: int) -> int | None:
     return newest
 
 
+# The audit action the collector's writer records for an item the database refused for good.
+REJECTED_ACTION = "rejected"
+
+
+def rejected_telemetry_count(sess: Session, asset_id: int) -> int:
+    """How many telemetry items of the asset the database refused for good (kept in the collector's spool)."""
+    from app.audit import AuditEntry
+
+    return sess.execute(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.table_name == "equipment_asset", AuditEntry.record_id == str(asset_id),
+        AuditEntry.action == REJECTED_ACTION)).scalar_one()
+
+
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]

@@ -1,5 +1,5 @@
 """Tablet pages: equipment list with live state, asset page (chart, alarms, gaps, calibration, usage,
-tags), registration, address-space browsing, alarm acknowledge and shelving."""
+tags), registration, address-space browsing, alarm acknowledge, shelving and unshelving."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +16,7 @@ from app.web import form_value, parse_local_datetime, safe_next, site_time, site
 from equipment import operations as ops
 from equipment.chart import render_svg
 from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
+from equipment.schemas import TAG_BOUNDS
 
 bp = Blueprint("equipment", __name__, url_prefix="/equipment", static_folder="static",
                static_url_path="/static")
@@ -37,6 +38,7 @@ def _asset_state(asset: Any) -> dict[str, Any]:
         "gaps": ops.open_gaps(sess, asset.id),
         "calibration": calibration,
         "usability": ops.asset_usability(sess, asset, calibration=calibration),
+        "rejected": ops.rejected_telemetry_count(sess, asset.id),
     }
 
 
@@ -112,7 +114,7 @@ def asset_page(asset_id: int) -> Any:
         "equipment/asset.html", **state, tags=tags, tag_id=tag_id, start=start, end=end, chosen=chosen,
         ranges=list(RANGES), window_alarms=ops.alarms_in_window(db.session, asset.id, start, end),
         window_gaps=ops.gaps_in_window(db.session, asset.id, start, end),
-        recent_alarms=ops.recent_alarms(db.session, asset.id, 20),
+        recent_alarms=ops.recent_alarms(db.session, asset.id, 20), shelved=ops.shelved_alarms(db.session, asset.id),
         services=sorted(asset.service_records, key=lambda r: r.performed_on, reverse=True),
         maintenance=ops.service_status(db.session, asset, "maintenance"),
         usages=ops.usage_log(db.session, asset.id), statuses=list(ASSET_STATUSES.items()),
@@ -201,10 +203,19 @@ def tag_edit(tag_id: int) -> Any:
     if request.method == "POST":
         values = _tag_values()
         values["active"] = request.form.get("active") == "on"
-        ops.update_tag(db.session, tag, form_value("reason"), **values)
+        try:
+            ops.update_tag(db.session, tag, form_value("reason"), **values)
+        except DomainError as exc:  # show the form again with what was typed and each field's message
+            db.session.rollback()
+            return render_template("equipment/tag.html", tag=tag, asset=tag.asset, form={**values,
+                                   "reason": request.form.get("reason", "")}, errors=exc.errors,
+                                   message=exc.message, bounds=TAG_BOUNDS), exc.status_code
         flash(f"{tag.parameter} saved.", "success")
         return redirect(url_for("equipment.asset_page", asset_id=tag.asset_id))
-    return render_template("equipment/tag.html", tag=tag, asset=tag.asset)
+    form = {key: getattr(tag, key) for key in ("node_id", "parameter", "unit", "low_limit", "high_limit",
+                                               "on_delay_s", "off_delay_s", "deadband", "active")}
+    return render_template("equipment/tag.html", tag=tag, asset=tag.asset, form=form, errors={}, message=None,
+                           bounds=TAG_BOUNDS)
 
 
 @bp.route("/<int:asset_id>/browse")
@@ -244,4 +255,13 @@ def alarm_shelve(alarm_id: int) -> Any:
     alarm = ops.get_alarm(db.session, alarm_id)
     ops.shelve_alarm(db.session, alarm, form_value("minutes"), form_value("reason"))
     flash(f"Alarm on {alarm.parameter} shelved until {site_time(alarm.shelved_until, '%H:%M %Z')}.", "success")
+    return redirect(url_for("equipment.asset_page", asset_id=alarm.asset_id))
+
+
+@bp.route("/alarms/<int:alarm_id>/unshelve", methods=["POST"])
+@require("equipment.alarms")
+def alarm_unshelve(alarm_id: int) -> Any:
+    alarm = ops.get_alarm(db.session, alarm_id)
+    ops.unshelve_alarm(db.session, alarm, form_value("reason"))
+    flash(f"Alarm on {alarm.parameter} is back on the active list.", "success")
     return redirect(url_for("equipment.asset_page", asset_id=alarm.asset_id))

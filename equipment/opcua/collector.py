@@ -8,7 +8,10 @@ receives to the database writer.
   sequence number, a stale subscription, bad-quality values, and the collector's own downtime;
 - only one collector writes for an asset: a PostgreSQL advisory lock, or a file lock beside SQLite.
 
-Run it with ``flask equipment collector`` or ``python -m equipment.opcua.collector``.
+Run it with ``flask equipment collector``, ``flask services run opcua-collector`` or
+``python -m equipment.opcua.collector``. SIGTERM or SIGINT stops it cleanly within a bounded time: it stops
+reading, writes what the writer holds (or spools it if the database is unreachable), records the stop as
+the start of a ``collector_restart`` gap, closes the OPC UA sessions, releases its locks and exits 0.
 """
 from __future__ import annotations
 
@@ -18,12 +21,13 @@ import fcntl
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -34,6 +38,11 @@ from equipment.opcua.writer import TelemetryWriter
 from equipment.telemetry import GapEvent, SampleIn, last_sample_us, to_us
 
 log = logging.getLogger("equipment.collector")
+
+# Bounds of the collector's timing options: below them a server is flooded, above them data is late.
+PUBLISHING_MS_RANGE = (50.0, 60_000.0)
+RECONNECT_S_RANGE = (0.1, 300.0)
+RELOAD_S_RANGE = (1.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,10 @@ class EndpointSession:
     def stop(self) -> None:
         self._stop.set()
 
+    def record_stop(self) -> None:
+        """Monitoring ends now, not at the last stored value: the gap starts here (closed by data after a start)."""
+        self._gap("collector_restart", "collector stopped; values after this were not collected")
+
     def _gap(self, cause: str, detail: str, action: str = "open") -> None:
         now = to_us(utcnow())
         for asset_id in sorted(self.config.asset_ids):
@@ -263,7 +276,11 @@ class EndpointSession:
         if self.config.username:
             client.set_user(self.config.username)
             client.set_password(self.config.password or "")
-        await asyncio.wait_for(client.connect(), self.connect_timeout * 2)
+        try:
+            await asyncio.wait_for(client.connect(), self.connect_timeout * 2)
+        except BaseException:  # refused, timed out, or cancelled by a stop: leave no socket open
+            client.disconnect_socket()
+            raise
         try:
             started = await client.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime)).read_value()
             if self.server_started is not None and started != self.server_started:
@@ -285,6 +302,7 @@ class EndpointSession:
                     log.warning("cannot subscribe to %s: %s", node.nodeid.to_string(), outcome)
             self.connected = True
             self.connections += 1
+            log.info("subscribed to %d variable(s) at %s", len(nodes), self.config.url)
             self.last_publish = time.monotonic()
             while not self._stop.is_set():
                 try:
@@ -308,15 +326,19 @@ class Collector:
 
     def __init__(self, database_url: str, *, spool_path: str | Path, asset_codes: list[str] | None = None,
                  publishing_interval_ms: float = 500, reconnect_delay: float = 2.0, stale_after: float | None = None,
-                 connect_timeout: float = 4.0, reload_interval: float = 30.0, writer_options: dict | None = None):
+                 connect_timeout: float = 4.0, reload_interval: float = 30.0, writer_options: dict | None = None,
+                 shutdown_timeout: float = 30.0):
         self.database_url = database_url
-        self.engine = make_engine(database_url)
+        # a database host that does not answer must not hold up a start or a stop for minutes
+        postgres = database_url.startswith(("postgresql://", "postgresql+psycopg://"))
+        self.engine = make_engine(database_url, **({"connect_args": {"connect_timeout": 5}} if postgres else {}))
         self.asset_codes = [c.upper() for c in asset_codes] if asset_codes else None
         self.publishing_interval_ms = publishing_interval_ms
         self.reconnect_delay = reconnect_delay
         self.stale_after = stale_after or max(10.0, publishing_interval_ms / 1000 * 20)
         self.connect_timeout = connect_timeout
         self.reload_interval = reload_interval
+        self.shutdown_timeout = shutdown_timeout
         self.writer = TelemetryWriter(database_url, spool_path, **(writer_options or {}))
         self.locks = AssetLocks(database_url, self.engine)
         self.sessions: dict[tuple, tuple[EndpointSession, asyncio.Task]] = {}
@@ -324,8 +346,10 @@ class Collector:
         self.refused_assets: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
+        self.stopped_cleanly = False
 
     def _load(self) -> dict[tuple, EndpointConfig]:
         """Read the configuration (in a worker thread), taking the lock of each newly seen asset."""
@@ -357,9 +381,21 @@ class Collector:
             self.writer.submit(GapEvent(asset_id, "collector_restart", last + 1,
                                         "collector started; values after the last stored sample were not collected"))
 
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Ask the running collector to stop (from its own event loop, e.g. a signal handler)."""
+        if self._stop_requested:
+            log.info("%s: already stopping", why)
+            return
+        self._stop_requested = True
+        log.info("%s: stopping; writing what was received", why)
+        if self._stop is not None:
+            self._stop.set()
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
         self.writer.start()
         try:
             while not self._stop.is_set():
@@ -368,7 +404,7 @@ class Collector:
                 except Exception as exc:  # the database is down at start or reload: keep what runs
                     log.warning("cannot read equipment configuration: %s", exc)
                     endpoints = None
-                if endpoints is not None:
+                if endpoints is not None and not self._stop.is_set():
                     self._apply(endpoints)
                 self.ready.set()
                 try:
@@ -376,14 +412,25 @@ class Collector:
                 except asyncio.TimeoutError:
                     pass
         finally:
-            for session, task in self.sessions.values():
-                session.stop()
-            for _session, task in self.sessions.values():
-                task.cancel()
-            await asyncio.gather(*(t for _s, t in self.sessions.values()), return_exceptions=True)
-            await asyncio.to_thread(self.writer.stop)
-            self.locks.release_all()
-            self.engine.dispose()
+            await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        """Stop reading, close the OPC UA sessions, write or spool what was received, release the locks."""
+        monitored = [s for s, _t in self.sessions.values() if s.connected and s.resumed]
+        for session, _task in self.sessions.values():
+            session.stop()
+        for _session, task in self.sessions.values():
+            task.cancel()
+        await asyncio.gather(*(t for _s, t in self.sessions.values()), return_exceptions=True)
+        for session in monitored:
+            session.record_stop()
+        finished = await asyncio.to_thread(self.writer.stop, self.shutdown_timeout)
+        self.locks.release_all()
+        self.engine.dispose()
+        self.stopped_cleanly = finished
+        log.info("collector stopped: %d value(s) written, %s item(s) waiting in the spool, %d set aside as rejected",
+                 self.writer.written, "unknown" if self.writer.left_in_spool is None else self.writer.left_in_spool,
+                 self.writer.rejected)
 
     def _apply(self, endpoints: dict[tuple, EndpointConfig]) -> None:
         for key in list(self.sessions):
@@ -406,9 +453,9 @@ class Collector:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 35.0) -> None:
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            self._loop.call_soon_threadsafe(self.request_stop, "stop called")
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -423,28 +470,76 @@ def default_spool_path(database_url: str) -> Path:
     return Path(os.environ.get("COLLECTOR_SPOOL") or _instance_dir() / "collector-spool.sqlite3")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def run_until_stopped(collector: Collector, stop_signals: Iterable[signal.Signals] = STOP_SIGNALS) -> None:
+    """Run the collector until one of ``stop_signals`` arrives, then stop it cleanly (see the module doc)."""
+
+    async def supervise() -> None:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in stop_signals:
+            try:
+                loop.add_signal_handler(signum, collector.request_stop, f"{signal.Signals(signum).name} received")
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: the caller stops it
+                continue
+            installed.append(signum)
+        try:
+            await collector.run()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    asyncio.run(supervise())
+
+
+def bounded(low: float, high: float, what: str) -> Any:
+    """An argparse type: a number between low and high, or a message that says so."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, not {text!r}") from None
+        if not (math.isfinite(number) and low <= number <= high):
+            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, not {text}")
+        return number
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry: run the collector until interrupted."""
+    """Command-line entry: run the collector until SIGTERM or SIGINT, then stop cleanly and return."""
     from config import Config
 
     parser = argparse.ArgumentParser(description="NK MES OPC UA collector")
     parser.add_argument("--database-url", default=Config.DATABASE_URL)
     parser.add_argument("--spool", default=None, help="spool file (default instance/collector-spool.sqlite3)")
     parser.add_argument("--assets", default=None, help="comma-separated asset codes (default: all connected)")
-    parser.add_argument("--publishing-ms", type=float, default=float(os.environ.get("COLLECTOR_PUBLISHING_MS", 500)))
-    parser.add_argument("--reconnect-delay", type=float, default=float(os.environ.get("COLLECTOR_RECONNECT_S", 2)))
-    parser.add_argument("--reload-interval", type=float, default=30.0)
+    parser.add_argument("--publishing-ms", type=bounded(*PUBLISHING_MS_RANGE, "the publishing interval (ms)"),
+                        default=os.environ.get("COLLECTOR_PUBLISHING_MS", "500"))
+    parser.add_argument("--reconnect-delay", type=bounded(*RECONNECT_S_RANGE, "the reconnect delay (s)"),
+                        default=os.environ.get("COLLECTOR_RECONNECT_S", "2"))
+    parser.add_argument("--reload-interval", type=bounded(*RELOAD_S_RANGE, "the reload interval (s)"),
+                        default=os.environ.get("COLLECTOR_RELOAD_S", "30"))
+    parser.add_argument("--flush-interval", type=bounded(0.01, 60.0, "the writer's flush interval (s)"),
+                        default=os.environ.get("COLLECTOR_FLUSH_S", "0.2"),
+                        help="longest a received value waits before its batch is written")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
     logging.getLogger("asyncua").setLevel(logging.ERROR)
     collector = Collector(args.database_url, spool_path=args.spool or default_spool_path(args.database_url),
                           asset_codes=args.assets.split(",") if args.assets else None,
                           publishing_interval_ms=args.publishing_ms, reconnect_delay=args.reconnect_delay,
-                          reload_interval=args.reload_interval)
+                          reload_interval=args.reload_interval,
+                          writer_options={"flush_interval": args.flush_interval})
     try:
-        asyncio.run(collector.run())
-    except KeyboardInterrupt:
-        pass
+        run_until_stopped(collector)
+    except KeyboardInterrupt:  # an interrupt before the handlers were installed: nothing was running yet
+        return
+    if not collector.stopped_cleanly:  # the writer was still busy at the time limit: tell the service manager
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """A durable local spool: items wait here, in order, while the database cannot take them.
 
 A small SQLite file of its own (synchronous=FULL), so that a database outage or a crash of the
-collector loses nothing that reached it.
+collector loses nothing that reached it. Items the database refuses for good (not for being
+unavailable, but because of what they are) move to the ``rejected`` table of the same file: kept,
+counted and reported to the audit trail, never dropped.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from equipment.telemetry import GapEvent, SampleIn
@@ -26,6 +30,17 @@ def decode(payload: str) -> SampleIn | GapEvent:
     return GapEvent(*data[1:])
 
 
+@dataclass(frozen=True)
+class RejectedItem:
+    """An item the database refused for good, with why and when (UTC microseconds)."""
+
+    seq: int
+    item: SampleIn | GapEvent
+    error: str
+    rejected_us: int
+    reported: bool
+
+
 class Spool:
     """An append-only queue on disk; items are removed only after the database committed them."""
 
@@ -37,6 +52,8 @@ class Spool:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS rejected (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL, "
+                           "error TEXT NOT NULL, rejected_us INTEGER NOT NULL, reported INTEGER NOT NULL DEFAULT 0)")
 
     def append(self, items: list[SampleIn | GapEvent]) -> None:
         if not items:
@@ -54,6 +71,37 @@ class Spool:
     def remove_through(self, seq: int) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+
+    def reject(self, seq: int, error: str) -> None:
+        """Move the spooled item ``seq`` (and nothing else) to the rejected table, in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT OR REPLACE INTO rejected (seq, payload, error, rejected_us) "
+                               "SELECT seq, payload, ?, ? FROM spool WHERE seq = ?",
+                               (error, int(time.time() * 1_000_000), seq))
+            self._conn.execute("DELETE FROM spool WHERE seq = ?", (seq,))
+            self._conn.execute("COMMIT")
+
+    def rejected(self, unreported_only: bool = False) -> list[RejectedItem]:
+        query = "SELECT seq, payload, error, rejected_us, reported FROM rejected"
+        if unreported_only:
+            query += " WHERE reported = 0"
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY seq").fetchall()
+        return [RejectedItem(seq, decode(payload), error, rejected_us, bool(reported))
+                for seq, payload, error, rejected_us, reported in rows]
+
+    def mark_reported(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("UPDATE rejected SET reported = 1 WHERE seq = ?", [(s,) for s in seqs])
+            self._conn.execute("COMMIT")
+
+    def rejected_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
 
     def __len__(self) -> int:
         with self._lock:

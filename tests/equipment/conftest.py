@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import pytest
 
-from app.db import utcnow
+from app.cli import upgrade_database
+from app.db import make_engine, utcnow
 from equipment import operations as ops
 
 
@@ -14,6 +15,21 @@ from equipment import operations as ops
 def _opcua_pki_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys and certificates made by tests go to a temporary directory, never to instance/."""
     monkeypatch.setenv("OPCUA_PKI_DIR", str(tmp_path_factory.getbasetemp() / "opcua-pki"))
+
+
+@pytest.fixture(scope="module")
+def telemetry_db(backend: str, fresh_database_url: Callable[[str], str]) -> str:
+    """A migrated database of its own for each module whose code commits (collector, writer)."""
+    url = fresh_database_url(backend)
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture()
+def engine(telemetry_db: str) -> Any:
+    eng = make_engine(telemetry_db)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture()

@@ -159,3 +159,18 @@ def test_a_missed_notification_sequence_number_is_a_gap():
     assert received == []
     session.on_publish(message(7))
     assert [(g.asset_id, g.cause, g.detail) for g in received] == [(7, "missed_sequence", "notifications 4 to 6 not received")]
+
+
+def test_unshelving_needs_a_reason_and_a_shelved_alarm(db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-04")
+    alarm = _raise_alarm(db_session, asset, make_tag(asset))
+    with pytest.raises(Conflict):
+        ops.unshelve_alarm(db_session, alarm, "not shelved yet")
+    ops.shelve_alarm(db_session, alarm, "30", "sensor replacement")
+    assert ops.shelved_alarms(db_session, asset.id) == [alarm]
+    with pytest.raises(ValidationFailed) as refused:
+        ops.unshelve_alarm(db_session, alarm, " ")
+    assert "reason" in refused.value.errors and alarm.is_shelved()
+    ops.unshelve_alarm(db_session, alarm, "replaced early")
+    assert not alarm.is_shelved() and ops.alarms_needing_attention(db_session, asset.id) == [alarm]
+    assert ops.shelved_alarms(db_session, asset.id) == []

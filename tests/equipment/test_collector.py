@@ -1,5 +1,6 @@
 """The collector against a real asyncua server on a free port: ingest, reconnect after a restart,
-a database outage mid-run, kill -9 of the collector, and the per-asset lock. Bounded in time."""
+a database outage mid-run, kill -9 of the collector, a clean stop by SIGTERM/SIGINT, and the per-asset
+lock. Bounded in time."""
 from __future__ import annotations
 
 import os
@@ -15,12 +16,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.audit import Actor, acting_as
-from app.cli import upgrade_database
-from app.db import make_engine
+from app.db import make_engine, utcnow
 from equipment import operations as ops
 from equipment.models import Alarm, TelemetryGap, TelemetryRollup, TelemetrySample
 from equipment.opcua.collector import AssetLocks, Collector
+from equipment.opcua.collector import main as collector_main
 from equipment.opcua.simulator import Signal, Simulator
+from equipment.opcua.spool import Spool
+from equipment.opcua.writer import TelemetryWriter
+from equipment.telemetry import GapEvent, SampleIn, from_us
 from tests.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,21 +42,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def telemetry_db(backend: str, fresh_database_url: Callable[[str], str]) -> str:
-    url = fresh_database_url(backend)
-    upgrade_database(url)
-    return url
-
-
-@pytest.fixture()
-def engine(telemetry_db: str) -> Any:
-    eng = make_engine(telemetry_db)
-    yield eng
-    eng.dispose()
-
-
 _counter = iter(range(1, 10_000))
+STOPPED = "collector stopped"
 SIM_ASSETS = [f"INC-T{n}" for n in range(1, 9)]
 
 
@@ -106,10 +97,15 @@ def rig(engine: Any, simulator: Simulator, tmp_path: Path, backend: str) -> Any:
             return list(sess.execute(select(TelemetryGap).where(TelemetryGap.asset_id == r.asset_id)
                                      .order_by(TelemetryGap.id)).scalars())
 
+    def gaps_while_running() -> list[TelemetryGap]:
+        """The gaps, without the one a clean stop of the collector opens at the moment it stops."""
+        return [g for g in gaps() if not (g.cause == "collector_restart" and g.detail.startswith(STOPPED))]
+
     def collector() -> Collector:
         return Collector(r.url, spool_path=r.spool, asset_codes=[db_code], **FAST).start_in_thread()
 
     r.set_temp, r.values, r.gaps, r.collector = set_temp, values, gaps, collector
+    r.gaps_while_running = gaps_while_running
     return r
 
 
@@ -146,7 +142,7 @@ def test_server_restart_records_a_gap_with_its_cause_and_data_resumes(rig):
         wait_for(lambda: 37.3 in rig.values())
     finally:
         collector.stop()
-    gap = rig.gaps()[-1]
+    gap = rig.gaps_while_running()[-1]
     assert gap.cause == "server_restart" and "server restarted" in gap.detail
     assert gap.ended_at >= gap.started_at
     values = rig.values()
@@ -164,7 +160,7 @@ def test_dropped_connections_open_a_connection_lost_gap(rig):
         wait_for(lambda: [g for g in rig.gaps() if g.ended_at is not None], timeout=15)
     finally:
         collector.stop()
-    assert rig.gaps()[-1].cause == "connection_lost"
+    assert rig.gaps_while_running()[-1].cause == "connection_lost"
 
 
 async def _drop(sim: Simulator) -> int:
@@ -320,6 +316,74 @@ def test_a_stale_subscription_is_a_gap_and_the_collector_resubscribes(rig):
         wait_for(lambda: 37.7 in rig.values(), timeout=10)
     finally:
         collector.stop()
-    gaps = rig.gaps()
+    gaps = rig.gaps_while_running()
     assert [g.cause for g in gaps] == ["stale_subscription"]  # not also counted as a lost connection
     assert "no notification or keep-alive" in gaps[0].detail and gaps[0].ended_at is not None
+
+
+SERVICE = [str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "services", "run", "opcua-collector"]
+MODULE = [sys.executable, "-m", "equipment.opcua.collector"]
+
+
+@pytest.mark.parametrize("launch, stop_signal", [(SERVICE, signal.SIGTERM), (MODULE, signal.SIGINT)],
+                         ids=["service-SIGTERM", "module-SIGINT"])
+def test_a_stop_signal_writes_what_was_read_and_the_gap_starts_at_the_stop(rig, tmp_path, launch, stop_signal):
+    log_path = tmp_path / "collector.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DATABASE_URL=rig.url, COLLECTOR_SPOOL=str(rig.spool),
+               COLLECTOR_PUBLISHING_MS="50", SECRET_KEY="collector-test",
+               COLLECTOR_FLUSH_S="30")  # what is read waits in the writer's batch until the stop
+    command = launch if launch is SERVICE else launch + ["--database-url", rig.url, "--assets", rig.code]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+    try:
+        wait_for(lambda: "subscribed to" in log_path.read_text(), timeout=20)
+        sent = [37.11, 37.12, 37.13]
+        for value in sent:
+            rig.set_temp(value)
+            time.sleep(0.05)
+        time.sleep(1.0)  # twenty publishing intervals: the collector has read them
+        assert not set(sent) & set(rig.values())  # read, but not written yet
+        stopped_at = utcnow()
+        process.send_signal(stop_signal)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert rig.values()[-len(sent):] == sent
+    with Session(rig.engine) as sess:
+        last_us = sess.execute(select(func.max(TelemetrySample.source_us))
+                               .where(TelemetrySample.tag_id == rig.tag_id)).scalar_one()
+    gap = rig.gaps()[-1]
+    assert (gap.cause, gap.ended_at) == ("collector_restart", None) and gap.detail.startswith(STOPPED)
+    assert gap.started_at >= stopped_at > from_us(last_us)  # the time before the stop is not a gap
+    log_text = log_path.read_text()
+    assert f"{stop_signal.name} received" in log_text and "collector stopped" in log_text
+
+
+def test_a_stopped_writer_spools_what_it_holds_when_the_database_is_unreachable(tmp_path):
+    unreachable = f"sqlite:///{tmp_path / 'no such directory' / 'mes.sqlite3'}"
+    writer = TelemetryWriter(unreachable, tmp_path / "spool.sqlite3", flush_interval=30, lock_timeout_ms=100)
+    writer.start()
+    held = [SampleIn(7, 1_700_000_000_000_000 + i, None, 37.0 + i / 10, 0) for i in range(5)]
+    held.append(GapEvent(3, "connection_lost", 1_700_000_000_000_010, "lost"))
+    for item in held:
+        writer.submit(item)
+    assert writer.stop(timeout=10) is True
+    assert writer.left_in_spool == len(held) and writer.written == 0
+    spool = Spool(tmp_path / "spool.sqlite3")
+    try:
+        assert [item for _seq, item in spool.peek(100)] == held  # in the order received
+    finally:
+        spool.close()
+
+
+@pytest.mark.parametrize("option, value", [("--publishing-ms", "1e9"), ("--publishing-ms", "0"),
+                                           ("--reconnect-delay", "nan"), ("--reload-interval", "31536000"),
+                                           ("--flush-interval", "abc")])
+def test_collector_timing_options_are_bounded_with_a_clear_message(option, value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        collector_main(["--database-url", "sqlite://", option, value])
+    assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert f"argument {option}:" in message and ("must be between" in message or "must be a number" in message)

@@ -191,3 +191,15 @@ def test_tag_clashes_name_the_field_on_add_and_on_update(db_session, make_asset,
     assert set(excinfo.value.errors) == {"node_id"}
     ops.update_tag(db_session, co2, "unit fix", node_id=co2.node_id, parameter="co2", unit="%")  # itself is no clash
     assert db_session.get(Tag, co2.id).parameter == "co2"
+
+
+def test_tag_limits_are_read_the_sites_way_and_ambiguous_ones_refused(db_session, make_asset):
+    asset = make_asset("CO2-INC-04")
+    with pytest.raises(ValidationFailed) as excinfo:
+        ops.add_tag(db_session, asset, node_id="ns=2;s=T", parameter="Temperature", low_limit="36,5",
+                    high_limit="1,500")
+    assert "writes decimals with '.'" in excinfo.value.errors["low_limit"][0]
+    assert "could be read as 1.500 or 1500" in excinfo.value.errors["high_limit"][0]
+    tag = ops.add_tag(db_session, asset, node_id="ns=2;s=T", parameter="Temperature", low_limit="36.5",
+                      high_limit="37.5")
+    assert (tag.low_limit, tag.high_limit) == (36.5, 37.5)

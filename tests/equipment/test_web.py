@@ -1,4 +1,5 @@
-"""Equipment pages and REST API: live list, asset page with chart, acknowledge, browse a real endpoint."""
+"""Equipment pages and REST API: live list, asset page with chart, acknowledge, shelve and unshelve, bounds
+of tag settings, refused telemetry, browse a real endpoint."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,10 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from app import db
+from app.audit import Actor, AuditEntry, acting_as, record_event
 from app.db import utcnow
+from equipment import operations as ops
 from equipment.models import Alarm, Asset, Tag
 from equipment.opcua.simulator import Signal, Simulator
-from equipment.telemetry import IngestState, SampleIn, ingest, to_us
+from equipment.telemetry import REJECTED_ACTION, IngestState, SampleIn, ingest, to_us
 from tests.pg import free_port
 
 
@@ -220,3 +223,96 @@ def test_shelve_from_the_page_shows_the_time_in_the_site_zone(client, login, mak
     alarm = db.session.get(Alarm, alarm_id)
     assert alarm.is_shelved() and alarm.shelve_reason == "sensor swap"
     assert f"shelved until {alarm.shelved_until:%H:%M} UTC" in done.get_data(as_text=True)  # SITE_TIMEZONE=UTC
+
+
+ABSURD_TAG_SETTINGS = [
+    ({"deadband": "1e300"}, "deadband", "Between 0 and 100"),
+    ({"on_delay_s": str(3 * 365 * 86400)}, "on_delay_s", "Between 0 and 3600 seconds"),
+    ({"off_delay_s": "3601"}, "off_delay_s", "Between 0 and 3600 seconds"),
+    ({"high_limit": "1e12"}, "high_limit", "Between -1,000,000 and 1,000,000"),
+    ({"low_limit": "-1e7"}, "low_limit", "Between -1,000,000 and 1,000,000"),
+    ({"deadband": "2.5"}, "deadband", "narrower than the band between the limits (2)"),
+]
+
+
+@pytest.mark.parametrize("setting, field_name, message", ABSURD_TAG_SETTINGS)
+def test_absurd_tag_settings_are_refused_on_the_form_and_the_api(client, login, make_user, api_headers, db_session,
+                                                                 make_asset, make_tag, setting, field_name, message):
+    asset = make_asset("CO2-INC-07")
+    tag = make_tag(asset, on_delay_s=600, off_delay_s=30, deadband=0.2)
+    form = {"node_id": tag.node_id, "parameter": "Temperature", "unit": "C", "low_limit": "36", "high_limit": "38",
+            "on_delay_s": "600", "off_delay_s": "30", "deadband": "0.2", "active": "on", "reason": "URS revision 4"}
+    login(make_user("admin"))
+    refused = client.post(f"/equipment/tags/{tag.id}", data={**form, **setting})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and message in page
+    assert setting[field_name] in page  # the form comes back with what was typed
+    stored = db.session.get(Tag, tag.id)
+    assert (stored.low_limit, stored.high_limit, stored.on_delay_s, stored.off_delay_s, stored.deadband) == \
+        (36.0, 38.0, 600.0, 30.0, 0.2)
+    refused = client.post(f"/equipment/{asset.id}/tags", data={**form, "node_id": "ns=2;s=CO2-INC-07.CO2",
+                                                               "parameter": "CO2", **setting})
+    assert refused.status_code == 422 and message in refused.get_data(as_text=True)
+    client.post("/logout")
+    body = {"node_id": "ns=2;s=CO2-INC-07.CO2", "parameter": "CO2", "unit": "%", "low_limit": 36.0,
+            "high_limit": 38.0, **{key: float(value) for key, value in setting.items()}}
+    refused = client.post(f"/api/v1/equipment/assets/{asset.id}/tags", headers=api_headers(make_user("admin")),
+                          json=body)
+    assert refused.status_code == 422
+    assert any(message in text for text in refused.get_json()["errors"][field_name])
+    assert [t.parameter for t in db.session.execute(select(Tag).where(Tag.asset_id == asset.id)).scalars()] == \
+        ["Temperature"]
+
+
+def test_settings_at_the_bounds_are_accepted(client, make_user, api_headers, db_session, make_asset):
+    asset = make_asset("LN2-FRZ-02", asset_type="ln2_freezer")
+    created = client.post(f"/api/v1/equipment/assets/{asset.id}/tags", headers=api_headers(make_user("admin")),
+                          json={"node_id": "ns=2;s=LN2-FRZ-02.Temperature", "parameter": "Temperature", "unit": "C",
+                                "high_limit": -150.0, "on_delay_s": 3600, "off_delay_s": 0, "deadband": 100})
+    assert created.status_code == 201
+    assert (created.get_json()["on_delay_s"], created.get_json()["deadband"]) == (3600.0, 100.0)
+
+
+def test_unshelve_from_the_page_needs_the_permission_and_a_reason(client, login, make_user, db_session, make_asset,
+                                                                  make_tag):
+    asset, _tag = _alarmed_asset(db_session, make_asset, make_tag)
+    alarm = db_session.execute(select(Alarm).where(Alarm.asset_id == asset.id)).scalar_one()
+    ops.shelve_alarm(db_session, alarm, "60", "sensor swap")
+    db_session.commit()
+    alarm_id = alarm.id
+    login(make_user("qc_analyst"))
+    page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    assert "Shelved alarms" in page and "sensor swap" in page and "Unshelve" not in page  # may see, may not act
+    assert client.post(f"/equipment/alarms/{alarm_id}/unshelve", data={"reason": "done"}).status_code == 403
+    client.post("/logout")
+    login(make_user("operator"))
+    page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    assert f"/equipment/alarms/{alarm_id}/unshelve" in page and "Unshelve" in page
+    refused = client.post(f"/equipment/alarms/{alarm_id}/unshelve", data={"reason": "  "})
+    assert refused.status_code == 422 and "reason for unshelving" in refused.get_data(as_text=True)
+    assert db.session.get(Alarm, alarm_id).is_shelved()
+    done = client.post(f"/equipment/alarms/{alarm_id}/unshelve", data={"reason": "sensor replaced early"},
+                       follow_redirects=True)
+    assert done.status_code == 200 and "back on the active list" in done.get_data(as_text=True)
+    assert not db.session.get(Alarm, alarm_id).is_shelved()
+    page = done.get_data(as_text=True)
+    assert "Shelved alarms" not in page and "Alarms needing attention" in page
+    entry = db.session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_alarm",
+                                                        AuditEntry.record_id == str(alarm_id))
+                               .order_by(AuditEntry.id.desc())).scalars().first()
+    assert entry.reason == "alarm unshelved: sensor replaced early" and entry.actor_username.startswith("operator")
+    again = client.post(f"/equipment/alarms/{alarm_id}/unshelve", data={"reason": "again"})
+    assert again.status_code == 409
+
+
+def test_refused_telemetry_is_counted_on_the_equipment_pages(client, login, make_user, db_session, make_asset):
+    asset = make_asset("CO2-INC-08")
+    with acting_as(Actor(None, "collector")):
+        for _ in range(2):
+            record_event(db_session, "equipment_asset", str(asset.id), REJECTED_ACTION,
+                         {"error": [None, "OverflowError: too large"]}, reason="kept in the collector's spool")
+    db_session.commit()
+    login(make_user("operator"))
+    page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    assert "2 telemetry values were refused by the database" in page and "OverflowError: too large" in page
+    assert "2 values not stored" in client.get("/equipment/").get_data(as_text=True)
