@@ -7,11 +7,11 @@ BIN=.venv/bin
 $BIN/flask db upgrade
 $BIN/flask demo-data
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }  # services finish writing
 trap cleanup EXIT INT TERM
 for service in $($BIN/flask services list 2>/dev/null || true); do
   $BIN/flask services run "$service" &
   pids+=($!)
 done
 echo "Serving on http://${BIND:-127.0.0.1:5000}"
-$BIN/gunicorn --bind "${BIND:-127.0.0.1:5000}" --workers "${WEB_WORKERS:-2}" --threads 4 --access-logfile - wsgi:app
+$BIN/gunicorn --config gunicorn.conf.py wsgi:app  # workers, threads, bind and access log: see gunicorn.conf.py
