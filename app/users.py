@@ -15,10 +15,10 @@ from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
 from app.permissions import ALL_ROLES, ROLES
 
 # Argon2id; create_app sets the parameters from the configuration (OWASP's recommended minimum by default).
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=2)
 
 
-def configure_hasher(time_cost: int, memory_cost: int, parallelism: int = 1) -> None:
+def configure_hasher(time_cost: int, memory_cost: int, parallelism: int = 2) -> None:
     """Set the Argon2id cost; hashes made with other parameters still verify (they carry their own)."""
     global _hasher
     _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)

@@ -1,23 +1,32 @@
 """Tablets under load: saving an entry and signing a step with 20 concurrent tablets.
 
-gunicorn over a throwaway PostgreSQL (started like the test suite's), with the OPC UA simulator and the
-collector writing telemetry into the same database. Each tablet runs its own MsNK batch through the web
-pages like an operator: open the step, save one entry at a time, sign "performed", and a second person on
-the same tablet signs "verified" where the recipe asks. Every cycle also requests the home page, the
-trivial authenticated page that is the baseline measured in the same run.
+gunicorn (with the product's gunicorn.conf.py) over a throwaway PostgreSQL (started like the test suite's),
+with the OPC UA simulator and the collector writing telemetry into the same database. Each tablet runs its
+own MsNK batch through the web pages like an operator: open the step, save one entry at a time, sign
+"performed", and a second person on the same tablet signs "verified" where the recipe asks. Every cycle also
+requests the home page, the trivial authenticated page that is the baseline measured in the same run.
+
+Operators work independently: each tablet starts at a random moment within the first think time and pauses
+a random 0.5 to 1.5 think times between requests (seeded, so runs are repeatable). BENCH_LOCKSTEP=1 instead
+starts all tablets at once with fixed pauses, so that all twenty send the same request in the same
+millisecond every cycle: a burst worst case rather than a shop floor.
 
 Targets: p95 of saving an entry and of signing at most 100 ms and at most 1.5 x the baseline p95; no errors.
+Besides the client-side figures the run prints the server's own time per request (from the access log),
+the CPU time each component used, and the gunicorn workers' memory.
 
 Settings (environment): BENCH_TABLETS (20), BENCH_SECONDS (60, the run stops then even if batches are not
-finished), BENCH_THINK_S (1.0, pause between a tablet's requests), BENCH_WORKERS (CPU count) and BENCH_THREADS (8)
-for gunicorn, BENCH_ARGON2 ("production", the configured ARGON2_* parameters, or "test", the suite's cheap ones,
-to see the application's own cost of signing apart from the password hash).
+finished), BENCH_THINK_S (1.0, mean pause between a tablet's requests), BENCH_LOCKSTEP (0), BENCH_WORKERS and
+BENCH_THREADS (default: gunicorn.conf.py's), BENCH_ARGON2 ("production", the configured ARGON2_* parameters,
+or "test", the suite's cheap ones, to see the application's own cost of signing apart from the password hash).
 """
 from __future__ import annotations
 
 import http.client
 import os
+import random
 import re
+import runpy
 import statistics
 import subprocess
 import sys
@@ -36,8 +45,10 @@ sys.path.insert(0, str(ROOT))
 TABLETS = int(os.environ.get("BENCH_TABLETS", 20))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 60))
 THINK_S = float(os.environ.get("BENCH_THINK_S", 1.0))
-WORKERS = int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 2))
-THREADS = int(os.environ.get("BENCH_THREADS", 8))
+LOCKSTEP = os.environ.get("BENCH_LOCKSTEP", "0") == "1"
+WORKERS = os.environ.get("BENCH_WORKERS", "")
+THREADS = os.environ.get("BENCH_THREADS", "")
+KINDS = ("trivial page", "step page", "save entry", "sign step")
 ARGON2 = os.environ.get("BENCH_ARGON2", "production")
 
 
@@ -129,7 +140,14 @@ def run_tablet(port: int, batch: dict[str, Any], performer: str, verifier: str, 
     first, second = Tablet(port, timings, errors), Tablet(port, timings, errors)
     first.log_in(performer, password)  # the start of a shift, before the measured run
     second.log_in(verifier, password)
+    rng = random.Random(performer)
+
+    def pause() -> None:
+        time.sleep(THINK_S if LOCKSTEP else rng.uniform(0.5, 1.5) * THINK_S)
+
     start.wait()
+    if not LOCKSTEP:
+        time.sleep(rng.uniform(0, THINK_S))
     step_ids = dict(zip([k for k, _ in plan_for(batch, lots)], batch["steps"]))
     base = f"/batches/{batch['batch_id']}/steps"
     for key, saves in plan_for(batch, lots):
@@ -143,18 +161,89 @@ def run_tablet(port: int, batch: dict[str, Any], performer: str, verifier: str, 
             first.request("save entry", "POST", f"{step}/entries",
                           {**values, "version": version.group(1) if version else ""}, expect=302)
             progress["saves"] += 1
-            time.sleep(THINK_S)
+            pause()
         page = first.request("step page", "GET", step)
         version = re.search(r'name="version" value="(\d+)"', page)
         first.request("sign step", "POST", f"{step}/sign", {
             "meaning": "performed", "sign_username": performer, "sign_password": password,
             "version": version.group(1) if version else ""}, expect=302)
-        time.sleep(THINK_S)
+        pause()
         if 'value="verified"' in second.request("step page", "GET", step):
             second.request("sign step", "POST", f"{step}/sign", {
                 "meaning": "verified", "sign_username": verifier, "sign_password": password}, expect=302)
-            time.sleep(THINK_S)
+            pause()
         progress["steps"] += 1
+
+
+def request_kind(method: str, path: str) -> str | None:
+    """The kind of a request from its method and path, as the tablets time it."""
+    if path == "/":
+        return "trivial page"
+    if method == "POST" and path.endswith("/entries"):
+        return "save entry"
+    if method == "POST" and path.endswith("/sign"):
+        return "sign step"
+    if method == "GET" and re.fullmatch(r"/batches/\d+/steps/\d+", path):
+        return "step page"
+    return None
+
+
+def server_times(access_log: str, since: float) -> dict[str, list[float]]:
+    """Seconds the server spent on each request of the measured run, from gunicorn's access log."""
+    times: dict[str, list[float]] = defaultdict(list)
+    with open(access_log, encoding="utf-8") as log:
+        lines = log.readlines()[int(since):]
+    for line in lines:
+        found = re.search(r'"(\w+) (\S+) HTTP/[\d.]+" \d+ \S+ (\d+)ms', line)
+        if found and (kind := request_kind(found.group(1), found.group(2).split("?")[0])):
+            times[kind].append(int(found.group(3)) / 1000)
+    return times
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU time (user + system) of every process, with its command line."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as stat_file:
+                stat = stat_file.read()
+            with open(f"/proc/{pid}/cmdline", encoding="utf-8") as cmd_file:
+                command = cmd_file.read().replace("\0", " ")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(pid)] = (command, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def cpu_by_component(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    components: dict[str, float] = defaultdict(float)
+    for pid, (command, used) in after.items():
+        if "gunicorn" in command:
+            name = "gunicorn"
+        elif "postgres" in command:
+            name = "PostgreSQL"
+        elif "services run opcua" in command:
+            name = "OPC UA simulator and collector"
+        elif pid == os.getpid():
+            name = "load generator (this process)"
+        else:
+            name = "everything else on the machine"
+        components[name] += used - before.get(pid, (command, 0.0))[1]
+    return components
+
+
+def rss_mb(pids: list[int]) -> list[float]:
+    sizes = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+                line = next(x for x in status if x.startswith("VmRSS:"))
+            sizes.append(int(line.split()[1]) / 1024)
+        except (OSError, StopIteration):
+            continue
+    return sizes
 
 
 def p95(values: list[float]) -> float:
@@ -230,10 +319,15 @@ def main() -> None:
 
         wait_for(lambda: samples() > 0, 60, "the collector (telemetry samples)")
         port = free_port()
-        processes.append(subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-             "--threads", str(THREADS), "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL))
+        access_log = os.path.join(instance, "access.log")
+        web_env = {**env, "BIND": f"127.0.0.1:{port}", "ACCESS_LOG": access_log}
+        web_env.update({k: v for k, v in (("WEB_WORKERS", WORKERS), ("WEB_THREADS", THREADS)) if v})
+        os.environ.update({k: web_env[k] for k in ("WEB_WORKERS", "WEB_THREADS") if k in web_env})
+        web_config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        gunicorn = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--config", "gunicorn.conf.py",
+                                     "wsgi:app"], cwd=ROOT, env=web_env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        processes.append(gunicorn)
 
         def healthy() -> bool:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -255,26 +349,43 @@ def main() -> None:
             deadline, timings, errors, progress)) for n, batch in enumerate(info["batches"])]
         for thread in threads:
             thread.start()
+        with open(access_log, encoding="utf-8") as log:
+            log_lines_before = len(log.readlines())
+        cpu_before = cpu_seconds()
         start.wait()
         run_started = time.perf_counter()
         deadline[0] = run_started + SECONDS
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - run_started
+        cpu = cpu_by_component(cpu_before, cpu_seconds())
+        worker_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(gunicorn.pid)], capture_output=True,
+                                                      text=True).stdout.split()]
+        memory = rss_mb(worker_pids)
+        time.sleep(0.5)  # the last access-log lines
+        on_server = server_times(access_log, log_lines_before)
         samples_during = samples() - samples_before
 
         total = sum(len(v) for v in timings.values())
-        print(f"tablets: {TABLETS}, gunicorn {WORKERS} workers x {THREADS} threads, PostgreSQL, collector wrote "
-              f"{samples_during} samples during the run, think time {THINK_S} s, Argon2 {ARGON2} "
-              f"(one password verification: {verify_ms:.0f} ms)")
+        load = "lockstep: all tablets at once, fixed pauses" if LOCKSTEP else "independent tablets, random pauses"
+        print(f"tablets: {TABLETS} ({load}, mean think time {THINK_S} s), gunicorn {web_config['workers']} workers x "
+              f"{web_config['threads']} threads, PostgreSQL, collector wrote {samples_during} samples during "
+              f"the run, Argon2 {ARGON2} (one password verification: {verify_ms:.0f} ms)")
         print(f"run: {elapsed:.1f} s, {total} requests, {total / elapsed:.1f} requests/s, "
               f"{progress['saves']} entries saved, {progress['steps']} steps signed, errors: {len(errors)}")
-        print(f"{'request':<14}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
-        for kind in ("trivial page", "step page", "save entry", "sign step"):
-            values = timings.get(kind, [])
+        print(f"{'request':<14}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   on the server: p50, p95 ms")
+        for kind in KINDS:
+            values, served = timings.get(kind, []), on_server.get(kind, [])
             if values:
                 print(f"{kind:<14}{len(values):>7}{statistics.median(values) * 1000:>9.1f}"
-                      f"{p95(values) * 1000:>9.1f}{max(values) * 1000:>9.1f}")
+                      f"{p95(values) * 1000:>9.1f}{max(values) * 1000:>9.1f}"
+                      + (f"   {statistics.median(served) * 1000:>6.0f}{p95(served) * 1000:>9.0f}" if served else ""))
+        print("CPU during the run (2 cores = 200%): " + ", ".join(
+            f"{name} {used:.1f} s ({used / elapsed * 100:.0f}%)" for name, used in
+            sorted(cpu.items(), key=lambda item: -item[1]) if used >= 0.05))
+        if memory:
+            print(f"gunicorn workers' memory (RSS): {min(memory):.0f} to {max(memory):.0f} MB each, "
+                  f"{sum(memory):.0f} MB in total")
         baseline = p95(timings["trivial page"])
         verdicts = []
         for kind in ("save entry", "sign step"):
