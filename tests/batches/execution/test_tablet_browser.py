@@ -131,3 +131,9 @@ def test_live_limit_colour_while_typing(served, browser):
     viability.clear()
     viability.send_keys("92")
     assert "in-limits" in viability.get_attribute("class")
+    viability.clear()
+    viability.send_keys("92,5")  # a decimal comma on a point site: no colour here, a message on saving
+    assert not {"in-limits", "alert-limits", "out-limits"} & set(viability.get_attribute("class").split())
+    viability.clear()
+    viability.send_keys("9.25e1")
+    assert "in-limits" in viability.get_attribute("class")

@@ -72,28 +72,29 @@ def wait_until_blocked(engine: Engine, thread: threading.Thread) -> None:
     assert thread.is_alive(), "the second move did not wait for the first"
 
 
-def race(engine: Engine, unit_id: int, first: Move, second: Move) -> BaseException | None:
-    """Tablet A moves the unit and holds its transaction open while tablet B tries its own move; then A
-    commits. Returns what B's move raised (None if it went through)."""
+def race_sessions(engine: Engine, first: Callable[[Session], Any], second: Callable[[Session], Any],
+                  prepare_second: Callable[[Session], Any] = lambda sess: None) -> BaseException | None:
+    """Tablet A does `first` and holds its transaction open while tablet B tries `second`; then A commits.
+    `prepare_second` runs on B before A starts (the page B shows). Returns what B raised (None if it went
+    through)."""
     with Session(engine, expire_on_commit=False) as tablet_a, Session(engine, expire_on_commit=False) as tablet_b:
-        unit_b = tablet_b.get(CordBloodUnit, unit_id)  # both pages rendered before either tablet saves
+        prepared = prepare_second(tablet_b)
         tablet_b.commit()
-        unit_a = tablet_a.get(CordBloodUnit, unit_id)
         with acting_as(Actor(None, "tablet-a")):
-            first(tablet_a, unit_a)
+            first(tablet_a)
         outcome: list[BaseException | None] = []
 
-        def tablet_b_moves() -> None:
+        def tablet_b_acts() -> None:
             try:
                 with acting_as(Actor(None, "tablet-b")):
-                    second(tablet_b, unit_b)
+                    second(tablet_b) if prepared is None else second(tablet_b, prepared)
                 tablet_b.commit()
                 outcome.append(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the test below
                 tablet_b.rollback()
                 outcome.append(exc)
 
-        thread = threading.Thread(target=tablet_b_moves)
+        thread = threading.Thread(target=tablet_b_acts)
         thread.start()
         try:
             wait_until_blocked(engine, thread)
@@ -102,6 +103,12 @@ def race(engine: Engine, unit_id: int, first: Move, second: Move) -> BaseExcepti
             thread.join(timeout=60)
         assert not thread.is_alive()
         return outcome[0]
+
+
+def race(engine: Engine, unit_id: int, first: Move, second: Move) -> BaseException | None:
+    """Two tablets move the same unit, both from pages rendered before either saves."""
+    return race_sessions(engine, lambda sess: first(sess, sess.get(CordBloodUnit, unit_id)), second,
+                         prepare_second=lambda sess: sess.get(CordBloodUnit, unit_id))
 
 
 def custody_of(engine: Engine, unit_id: int) -> tuple[tuple[str, str | None, str | None], list[tuple[str, str]]]:
@@ -179,30 +186,9 @@ def test_two_units_returned_to_the_same_free_slot(store, intake_data):
     second_id = new_unit(store, intake_data, removed=True)
     with Session(store) as sess:
         first_din = sess.get(CordBloodUnit, first_id).din
-    with Session(store, expire_on_commit=False) as tablet_a, Session(store, expire_on_commit=False) as tablet_b:
-        second = tablet_b.get(CordBloodUnit, second_id)
-        tablet_b.commit()
-        with acting_as(Actor(None, "tablet-a")):
-            put_back("50")(tablet_a, tablet_a.get(CordBloodUnit, first_id))
-        refused: list[BaseException] = []
-
-        def tablet_b_returns() -> None:
-            try:
-                with acting_as(Actor(None, "tablet-b")):
-                    put_back("50")(tablet_b, second)
-            except Conflict as exc:
-                refused.append(exc)
-            finally:
-                tablet_b.rollback()
-
-        thread = threading.Thread(target=tablet_b_returns)
-        thread.start()
-        try:
-            wait_until_blocked(store, thread)
-        finally:
-            tablet_a.commit()
-            thread.join(timeout=60)
-    assert [f"already holds unit {first_din}" in exc.message for exc in refused] == [True]
+    refused = race_sessions(store, lambda sess: put_back("50")(sess, sess.get(CordBloodUnit, first_id)),
+                            put_back("50"), prepare_second=lambda sess: sess.get(CordBloodUnit, second_id))
+    assert isinstance(refused, Conflict) and f"already holds unit {first_din}" in refused.message
     state, events = custody_of(store, second_id)
     assert state == ("removed", None, None) and events[-1][0] == "removal"
 
@@ -210,26 +196,11 @@ def test_two_units_returned_to_the_same_free_slot(store, intake_data):
 def test_two_intakes_into_the_same_free_slot(store, intake_data):
     """Two receipts at once: the second is told which unit took the slot, not a generic refusal."""
     position = {"storage_freezer": "LN2-22", "storage_rack": "1", "storage_box": "A", "storage_slot": "1"}
-    with Session(store, expire_on_commit=False) as tablet_a, Session(store, expire_on_commit=False) as tablet_b:
-        first = standalone.receive(tablet_a, intake_data, **position)
-        refused: list[BaseException] = []
-
-        def tablet_b_receives() -> None:
-            try:
-                standalone.receive(tablet_b, intake_data, **position)
-            except Conflict as exc:
-                refused.append(exc)
-            finally:
-                tablet_b.rollback()
-
-        thread = threading.Thread(target=tablet_b_receives)
-        thread.start()
-        try:
-            wait_until_blocked(store, thread)
-        finally:
-            tablet_a.commit()
-            thread.join(timeout=60)
-    assert [f"already holds unit {first.din}" in exc.message for exc in refused] == [True]
+    received: list[CordBloodUnit] = []
+    refused = race_sessions(store, lambda sess: received.append(standalone.receive(sess, intake_data, **position)),
+                            lambda sess: standalone.receive(sess, intake_data, **position))
+    first = received[0]
+    assert isinstance(refused, Conflict) and f"already holds unit {first.din}" in refused.message
     with Session(store) as sess:
         holders = sess.execute(select(CordBloodUnit.din).where(
             CordBloodUnit.storage_freezer == "LN2-22", CordBloodUnit.storage_slot == "1")).scalars().all()
