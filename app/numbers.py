@@ -89,7 +89,6 @@ def parse_number(value: Any) -> float:
     return number
 
 
-
 class SiteNumber(fields.Float):
     """A marshmallow Float that reads typed text the site's way (forms and JSON strings alike)."""
 

@@ -14,7 +14,8 @@ from app.db import Base, utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
 from app.permissions import ALL_ROLES, ROLES
 
-# Argon2id; create_app sets the parameters from the configuration (OWASP's recommended minimum by default).
+# Argon2id; create_app sets the parameters from the configuration (by default OWASP's recommended minimum
+# memory and passes, in two lanes).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=2)
 
 
