@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, scope
 from sqlalchemy.orm.base import NO_VALUE  # an attribute that holds no loaded value
 
 from app.db import Base, advisory_xact_lock, utcnow
+from app.db import session as shared_session
 from app.errors import Conflict, ReasonRequired
 
 GENESIS_HASH = "0" * 64
@@ -49,18 +50,35 @@ def current_actor() -> Actor:
     return _actor.get()
 
 
+def _flush_shared_session_changes() -> None:
+    """Capture the shared session's unflushed changes now, under the actor and reason they were made with."""
+    if not shared_session.registry.has():
+        return
+    sess = shared_session()
+    if sess.new or sess.dirty or sess.deleted:
+        sess.flush()
+
+
 @contextlib.contextmanager
 def acting_as(actor: Actor) -> Iterator[None]:
+    """Attribute the changes made inside the block to ``actor``.
+
+    The trail takes who acted when a change is flushed, so the shared session's changes are flushed on the
+    way in (made by the previous actor) and on the way out (made by this one, even if committed later).
+    A separate Session must be flushed or committed inside the block."""
+    _flush_shared_session_changes()
     token = _actor.set(actor)
     try:
         yield
+        _flush_shared_session_changes()
     finally:
         _actor.reset(token)
 
 
 @contextlib.contextmanager
 def audit_reason(sess: Session, reason: str | None) -> Iterator[None]:
-    """Attach a reason to every change flushed inside the block."""
+    """Attach a reason to every change made inside the block (and to no change made before it)."""
+    sess.flush()  # changes made before the block are captured without this reason
     previous = sess.info.get("audit_reason")
     sess.info["audit_reason"] = (reason or "").strip() or None
     try:
@@ -249,6 +267,8 @@ def register_signed_change_check(check: Any) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _guard_and_prepare(sess: Session, _ctx: Any, _instances: Any) -> None:
+    # rows deleted by an earlier flush that then failed were rolled back: they must not reach this flush's entries
+    sess.info["audit_deleted"] = []
     reason = sess.info.get("audit_reason")
     for obj in sess.deleted:
         if isinstance(obj, Voidable) and not type(obj).__allow_delete__:
@@ -304,8 +324,17 @@ def _capture_audit_entries(sess: Session, _ctx: Any) -> None:
 
 
 _CHAIN_TAIL = "audit_chain_tail"
-_PENDING = "audit_pending"
+_CAPTURED = "audit_captured"  # every entry this transaction has captured so far, in the order of its changes
+_WRITTEN = "audit_written"  # how many of them are already inserted into the chain (by an early read)
 _SAVEPOINT_MARKS = "audit_savepoint_marks"
+_COMMITTING = "audit_committing"  # the transaction whose commit has chained its entries already
+# Rows per INSERT: ten bound values each stays far below PostgreSQL's 65,535 and SQLite's 32,766 per statement.
+_ROWS_PER_INSERT = 1000
+
+
+def _plain(sess: Session) -> Session:
+    """The session itself, for a scoped session too (its ``info`` is per session)."""
+    return sess() if isinstance(sess, scoped_session) else sess
 
 
 def _chain_tail(sess: Session) -> str:
@@ -330,60 +359,87 @@ def append_entries(sess: Session, items: list[tuple[str, str, str, dict[str, Any
     (``write_pending_entries``), after every other lock the transaction needs: a writer holding the chain
     lock never waits for anything else, so it can never be part of a deadlock, and other writers wait
     for it only as long as its commit takes."""
-    if isinstance(sess, scoped_session):
-        sess = sess()
+    sess = _plain(sess)
     actor = current_actor()
     reason = reason or sess.info.get("audit_reason")
-    sess.info.setdefault(_PENDING, []).extend(
+    sess.info.setdefault(_CAPTURED, []).extend(
         {"actor_id": actor.user_id, "actor_username": actor.username, "action": action, "table_name": table_name,
          "record_id": record_id, "changes": canonical_json(changes), "reason": reason}
         for action, table_name, record_id, changes in items)
+    if sess.info.get(_COMMITTING) is not None and sess.info[_COMMITTING] is sess.get_transaction():
+        # captured by the commit's own later flushes (another before_commit hook changed something):
+        # the chain lock is held already, so chain them now rather than lose them
+        write_pending_entries(sess)
 
 
 def write_pending_entries(sess: Session) -> None:
-    """Chain and insert this transaction's pending entries now (at commit, or before reading the trail)."""
-    if isinstance(sess, scoped_session):
-        sess = sess()
-    pending = sess.info.get(_PENDING)
-    if not pending:
+    """Chain and insert this transaction's entries not yet written (at commit, or before reading the trail)."""
+    sess = _plain(sess)
+    captured = sess.info.get(_CAPTURED, [])
+    written = sess.info.get(_WRITTEN, 0)
+    if written >= len(captured):
         return
     with sess.no_autoflush:
         prev_hash = _chain_tail(sess)
         now = utcnow()
         values = []
-        for item in pending:
+        for item in captured[written:]:
             row = {"occurred_at": now, **item, "prev_hash": prev_hash}
             row["entry_hash"] = compute_entry_hash(prev_hash, entry_content(_Row(row)))
             prev_hash = row["entry_hash"]
             values.append(row)
-        # One multi-row INSERT: the rows of one VALUES list take their ids in list order, the chain's order.
-        sess.execute(insert(AuditEntry.__table__).values(values))
-    del pending[:len(values)]
-    sess.info[_CHAIN_TAIL] = (sess.get_transaction(), prev_hash)
+        # Multi-row INSERTs, one after the other: the rows of a VALUES list take their ids in list order,
+        # so ids follow the chain's order. What is written is noted after each one, so that a failure part
+        # way never leads to an entry written twice.
+        for start in range(0, len(values), _ROWS_PER_INSERT):
+            chunk = values[start:start + _ROWS_PER_INSERT]
+            sess.execute(insert(AuditEntry.__table__).values(chunk))
+            sess.info[_WRITTEN] = written + start + len(chunk)
+            sess.info[_CHAIN_TAIL] = (sess.get_transaction(), chunk[-1]["entry_hash"])
+
+
+def _write_own_entries_before_reading(sess: Session) -> None:
+    """Before reading the trail: capture unflushed changes (as the read's autoflush would) and write them."""
+    sess = _plain(sess)
+    if sess.autoflush:
+        sess.flush()
+    write_pending_entries(sess)
 
 
 @event.listens_for(Session, "before_commit")
 def _chain_at_commit(sess: Session) -> None:
+    # Also called when a savepoint is released: its entries stay pending until the whole transaction
+    # commits, so the chain lock is still taken last and a later rollback of an enclosing savepoint
+    # cannot take entries written inside it away.
+    if sess.get_nested_transaction() is not None:
+        return
     sess.flush()  # the commit's own flush would come after this hook: capture every change first
     write_pending_entries(sess)
+    sess.info[_COMMITTING] = sess.get_transaction()
 
 
 @event.listens_for(Session, "after_transaction_create")
 def _mark_savepoint(sess: Session, transaction: Any) -> None:
     if transaction.nested:
-        sess.info.setdefault(_SAVEPOINT_MARKS, {})[transaction] = len(sess.info.get(_PENDING, ()))
+        sess.info.setdefault(_SAVEPOINT_MARKS, {})[transaction] = (
+            len(sess.info.get(_CAPTURED, ())), sess.info.get(_WRITTEN, 0))
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back_entries(sess: Session, previous_transaction: Any) -> None:
     sess.info.pop(_CHAIN_TAIL, None)
-    pending = sess.info.get(_PENDING)
+    sess.info.pop(_COMMITTING, None)
+    sess.info.pop("audit_deleted", None)
     marks = sess.info.get(_SAVEPOINT_MARKS, {})
     if previous_transaction.nested and previous_transaction in marks:
-        if pending is not None:
-            del pending[marks.pop(previous_transaction):]
-    elif previous_transaction.parent is None and pending is not None:
-        pending.clear()
+        captured_before, written_before = marks.pop(previous_transaction)
+        # entries captured inside the savepoint go; entries written inside it were rolled back with it
+        # (including earlier ones written there by a read) and are written again later
+        del sess.info.get(_CAPTURED, [])[captured_before:]
+        sess.info[_WRITTEN] = min(sess.info.get(_WRITTEN, 0), written_before)
+    elif previous_transaction.parent is None:
+        sess.info.pop(_CAPTURED, None)
+        sess.info.pop(_WRITTEN, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -394,13 +450,19 @@ def _end_of_transaction(sess: Session, transaction: Any) -> None:
         sess.info.pop(_CHAIN_TAIL, None)
     # (a savepoint's mark stays until the whole transaction ends: after_soft_rollback comes after this hook)
     if transaction.parent is None:  # committed (already written) or rolled back: nothing carries over
-        sess.info.pop(_PENDING, None)
+        sess.info.pop(_CAPTURED, None)
+        sess.info.pop(_WRITTEN, None)
         sess.info.pop(_SAVEPOINT_MARKS, None)
+        sess.info.pop(_COMMITTING, None)
 
 
 def record_event(sess: Session, table_name: str, record_id: str, action: str, details: dict[str, Any],
                  reason: str | None = None) -> None:
-    """Write a non-data event (login failure, lockout, export) to the same chain."""
+    """Write a non-data event (login failure, lockout, export) to the same chain, after the changes made
+    before it."""
+    sess = _plain(sess)
+    if sess.autoflush:
+        sess.flush()
     append_entries(sess, [(action, table_name, record_id, details)], reason=reason)
 
 
@@ -419,7 +481,7 @@ class VerifyResult:
 
 def verify_chain(sess: Session, batch_size: int = 5000) -> VerifyResult:
     """Walk the whole chain in order; name the first entry whose link or content does not match."""
-    write_pending_entries(sess)
+    _write_own_entries_before_reading(sess)
     prev_hash = GENESIS_HASH
     checked = 0
     last_id = 0
@@ -443,7 +505,7 @@ def verify_chain(sess: Session, batch_size: int = 5000) -> VerifyResult:
 
 def history_for(sess: Session, table_name: str, record_id: str | int) -> list[AuditEntry]:
     """The audit history of one record, oldest first."""
-    write_pending_entries(sess)
+    _write_own_entries_before_reading(sess)
     return list(sess.execute(
         select(AuditEntry).where(AuditEntry.table_name == table_name, AuditEntry.record_id == str(record_id))
         .order_by(AuditEntry.id)
@@ -454,7 +516,7 @@ def search_trail(sess: Session, *, username: str | None = None, table_name: str 
                  start: datetime | None = None, end: datetime | None = None,
                  page: int = 1, per_page: int = 50) -> tuple[list[AuditEntry], int]:
     """Filter the whole trail by user, record type and time range; newest first, paged."""
-    write_pending_entries(sess)
+    _write_own_entries_before_reading(sess)
     stmt = select(AuditEntry)
     if username:
         stmt = stmt.where(AuditEntry.actor_username == username)
