@@ -6,7 +6,11 @@ receives to the database writer.
   drains in batches, one transaction each, spooling to disk while the database is unavailable;
 - gaps: a lost connection, a server restart (ServerStatus.StartTime changed), a missed notification
   sequence number, a stale subscription, bad-quality values, and the collector's own downtime;
-- only one collector writes for an asset: a PostgreSQL advisory lock, or a file lock beside SQLite.
+- only one collector writes for an asset: a PostgreSQL advisory lock, or a file lock beside SQLite. The
+  advisory locks live on one connection; it is checked every ``lock_check_interval`` seconds, and when
+  it has dropped (a database restart, a network cut) the locks are taken again on a new connection as
+  soon as the database answers, while reading goes on into the spool as in any outage; an asset another
+  collector took meanwhile is given up and left to it.
 
 Run it with ``flask equipment collector``, ``flask services run opcua-collector`` or
 ``python -m equipment.opcua.collector``. SIGTERM or SIGINT stops it cleanly within a bounded time: it stops
@@ -34,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from app.db import lock_key, make_engine, utcnow
 from equipment.models import Asset, Tag
+from equipment.opcua.service import STOP_SIGNALS, run_until_signalled
 from equipment.opcua.writer import TelemetryWriter
 from equipment.telemetry import GapEvent, SampleIn, last_sample_us, to_us
 
@@ -43,6 +48,10 @@ log = logging.getLogger("equipment.collector")
 PUBLISHING_MS_RANGE = (50.0, 60_000.0)
 RECONNECT_S_RANGE = (0.1, 300.0)
 RELOAD_S_RANGE = (1.0, 3600.0)
+LOCK_CHECK_S_RANGE = (0.1, 60.0)
+# Lock connection: a cut network must fail a check within seconds, not after the kernel's TCP retries.
+LOCK_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                     "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
 
 @dataclass(frozen=True)
@@ -94,29 +103,68 @@ def load_endpoints(sess: Session, asset_ids: set[int] | None = None) -> dict[tup
     return endpoints
 
 
+# The advisory locks this connection holds, as (high, low) 32-bit halves of each 64-bit key.
+HELD_LOCKS_SQL = text("SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND objsubid = 1 AND granted AND pid = pg_backend_pid()")
+
+
+def asset_lock_key(asset_id: int) -> int:
+    return lock_key(f"equipment-collector-asset-{asset_id}")
+
+
+def _key_halves(key: int) -> tuple[int, int]:
+    """How pg_locks shows a bigint advisory key: classid holds the high 32 bits, objid the low 32 bits."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
 class AssetLocks:
-    """Only one collector writes for an asset: advisory locks on PostgreSQL, file locks on SQLite."""
+    """Only one collector writes for an asset: advisory locks on PostgreSQL, file locks on SQLite.
+
+    The PostgreSQL locks live as long as one dedicated connection: if it drops (database restart,
+    network cut, terminated backend) they are gone without notice, so ``held()`` asks the database
+    which of them this connection still holds, and forgets the rest."""
 
     def __init__(self, database_url: str, engine: Any):
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self._files: dict[int, int] = {}
         self._conn: Any = None
+        self._guard = threading.Lock()  # one connection, used from worker threads one at a time
         if not self.postgres:
             database = engine.url.database or "memory"
             self.directory = Path(database).resolve().parent if database not in ("", ":memory:") else Path(".")
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend holding the locks (None without a lock connection)."""
+        if self._conn is None:
+            return None
+        return self._conn.connection.dbapi_connection.info.backend_pid
+
     def acquire(self, asset_id: int) -> bool:
-        if asset_id in self._files:
-            return True
-        if self.postgres:
-            if self._conn is None:
-                self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with self._guard:
+            if asset_id in self._files:
+                return True
+            if self.postgres:
+                return self._acquire_advisory(asset_id)
+            return self._acquire_file(asset_id)
+
+    def _acquire_advisory(self, asset_id: int) -> bool:
+        if self._conn is None:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
             got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                     {"k": lock_key(f"equipment-collector-asset-{asset_id}")}).scalar_one()
-            if got:
-                self._files[asset_id] = -1
-            return bool(got)
+                                     {"k": asset_lock_key(asset_id)}).scalar_one()
+        except Exception:
+            # the lock connection is gone, and every lock it held with it: the next held() reports them lost
+            self._drop_connection()
+            raise
+        if got:
+            self._files[asset_id] = -1
+        return bool(got)
+
+    def _acquire_file(self, asset_id: int) -> bool:
         name = Path(self.engine.url.database or "nkmes").name
         path = self.directory / f".{name}.collector-asset-{asset_id}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -128,18 +176,54 @@ class AssetLocks:
         self._files[asset_id] = fd
         return True
 
-    def release_all(self) -> None:
-        for fd in self._files.values():
-            if fd >= 0:
-                os.close(fd)
+    def held(self) -> set[int]:
+        """The assets whose lock is held now, checked on the lock connection itself; never raises."""
+        with self._guard:
+            if not self.postgres:
+                return set(self._files)  # a file lock lasts as long as this process
+            if not self._files:
+                return set()
+            if self._conn is None:
+                self._files.clear()
+                return set()
+            try:
+                rows = self._conn.execute(HELD_LOCKS_SQL).all()
+            except Exception as exc:
+                log.warning("the collector's lock connection is gone: %s",
+                            (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+                self._drop_connection()
+                return set()
+            on_server = {(int(high), int(low)) for high, low in rows}
+            for asset_id in [a for a in self._files if _key_halves(asset_lock_key(a)) not in on_server]:
+                del self._files[asset_id]
+            return set(self._files)
+
+    def _drop_connection(self) -> None:
+        """Forget a lock connection that failed, and the locks it held; never reuse it."""
         self._files.clear()
-        if self._conn is not None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception:  # already broken: nothing more to close
+            pass
+
+    def release_all(self) -> None:
+        with self._guard:
+            for fd in self._files.values():
+                if fd >= 0:
+                    os.close(fd)
+            self._files.clear()
+            if self._conn is None:
+                return
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            except Exception as exc:  # the connection is gone, and its locks with it
+                log.info("lock connection already closed at release: %s", type(exc).__name__)
             finally:
-                self._conn.invalidate()  # never hand a connection that held locks back to the pool
-                self._conn.close()
-                self._conn = None
+                self._drop_connection()  # never hand a connection that held locks back to the pool
 
 
 def _as_float(value: Any) -> float | None:
@@ -203,7 +287,7 @@ class EndpointSession:
     # --- notifications (event loop; only hands items to the writer's queue) -----------------------
     def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
         points = self.by_node.get(node.nodeid.to_string())
-        if not points:
+        if not points or self._stop.is_set():  # a stopped session (e.g. its asset's lock was lost) writes nothing
             return
         if not self.resumed:
             # monitoring is assured again from now: close open gaps at the time data came back, since
@@ -327,23 +411,26 @@ class Collector:
     def __init__(self, database_url: str, *, spool_path: str | Path, asset_codes: list[str] | None = None,
                  publishing_interval_ms: float = 500, reconnect_delay: float = 2.0, stale_after: float | None = None,
                  connect_timeout: float = 4.0, reload_interval: float = 30.0, writer_options: dict | None = None,
-                 shutdown_timeout: float = 30.0):
+                 shutdown_timeout: float = 30.0, lock_check_interval: float = 1.0):
         self.database_url = database_url
-        # a database host that does not answer must not hold up a start or a stop for minutes
+        # a database host that does not answer must not hold up a start, a lock check or a stop for minutes
         postgres = database_url.startswith(("postgresql://", "postgresql+psycopg://"))
-        self.engine = make_engine(database_url, **({"connect_args": {"connect_timeout": 5}} if postgres else {}))
+        self.engine = make_engine(database_url, **({"connect_args": dict(LOCK_CONNECT_ARGS)} if postgres else {}))
         self.asset_codes = [c.upper() for c in asset_codes] if asset_codes else None
         self.publishing_interval_ms = publishing_interval_ms
         self.reconnect_delay = reconnect_delay
         self.stale_after = stale_after or max(10.0, publishing_interval_ms / 1000 * 20)
         self.connect_timeout = connect_timeout
         self.reload_interval = reload_interval
+        self.lock_check_interval = min(lock_check_interval, reload_interval)
         self.shutdown_timeout = shutdown_timeout
         self.writer = TelemetryWriter(database_url, spool_path, **(writer_options or {}))
         self.locks = AssetLocks(database_url, self.engine)
         self.sessions: dict[tuple, tuple[EndpointSession, asyncio.Task]] = {}
         self.locked_assets: set[int] = set()
         self.refused_assets: set[int] = set()
+        self.lost_assets: dict[int, str] = {}  # lock lost, not yet re-acquired: asset -> why
+        self.locks_lost = 0  # times a lock check found locks gone
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
@@ -358,21 +445,55 @@ class Collector:
             if self.asset_codes is not None:
                 wanted = set(sess.execute(select(Asset.id).where(Asset.code.in_(self.asset_codes))).scalars())
             endpoints = load_endpoints(sess, wanted)
+            configured = set().union(*(c.asset_ids for c in endpoints.values()))
+            for asset_id in set(self.lost_assets) - configured:  # no longer collected here: nothing to re-acquire
+                del self.lost_assets[asset_id]
             for config in endpoints.values():
-                for asset_id in list(config.asset_ids):
+                for asset_id in sorted(config.asset_ids):
                     if asset_id in self.locked_assets:
                         continue
                     if not self.locks.acquire(asset_id):
-                        if asset_id not in self.refused_assets:
+                        if asset_id in self.lost_assets:
+                            # reading it stops here (the configuration below leaves it out); what this collector
+                            # read meanwhile is written, and the other collector records its own start gap
+                            del self.lost_assets[asset_id]
+                            log.warning("asset %s was taken by another collector while this one had lost its lock; "
+                                        "left to it", asset_id)
+                        elif asset_id not in self.refused_assets:
                             log.warning("asset %s is collected by another collector; skipped", asset_id)
                         self.refused_assets.add(asset_id)
                         continue
                     self.locked_assets.add(asset_id)
                     self.refused_assets.discard(asset_id)
-                    self._announce_restart(sess, asset_id)
+                    if asset_id in self.lost_assets:  # read all along: no values were missed, so no gap
+                        why = self.lost_assets.pop(asset_id)
+                        log.warning("asset %s: lock re-acquired on a new connection (%s)", asset_id, why)
+                    else:
+                        self._announce_restart(sess, asset_id)
                 config.asset_ids &= self.locked_assets
                 config.tags = [t for t in config.tags if t.asset_id in self.locked_assets]
             return {k: c for k, c in endpoints.items() if c.tags}
+
+    async def _check_locks(self) -> None:
+        """Notice every asset whose lock is no longer held, so that the next load (at the next check) takes it
+        again on a new connection.
+
+        Reading goes on meanwhile: a lock connection usually drops because the database restarted or the
+        network was cut, and then the values go to the spool and are written when the database is back, as
+        in any outage. Only an asset that another collector took in between is given up, at that load."""
+        if not self.locked_assets:
+            return
+        held = await asyncio.to_thread(self.locks.held)
+        lost = self.locked_assets - held
+        if not lost:
+            return
+        self.locks_lost += 1
+        why = "lock connection dropped" if not held else "lock released on the database"
+        log.warning("lost the lock of asset(s) %s (%s): taking it again; still reading",
+                    ", ".join(map(str, sorted(lost))), why)
+        self.locked_assets -= lost
+        for asset_id in lost:
+            self.lost_assets.setdefault(asset_id, why)
 
     def _announce_restart(self, sess: Session, asset_id: int) -> None:
         """Whatever arrived after the last stored sample and before now was not collected: a gap."""
@@ -397,20 +518,29 @@ class Collector:
         if self._stop_requested:
             self._stop.set()
         self.writer.start()
+        next_load, load_failing = 0.0, False
         try:
             while not self._stop.is_set():
+                # a lost lock is re-acquired at the next check, not only at the next reload
+                if time.monotonic() >= next_load or self.lost_assets:
+                    next_load = time.monotonic() + self.reload_interval
+                    try:
+                        endpoints = await asyncio.to_thread(self._load)
+                    except Exception as exc:  # the database is down at start or reload: keep what runs
+                        # retried at each lock check while a lock is to be re-acquired: say it once per outage
+                        (log.debug if load_failing else log.warning)("cannot read equipment configuration: %s", exc)
+                        load_failing, endpoints = True, None
+                    else:
+                        load_failing = False
+                    if endpoints is not None and not self._stop.is_set():
+                        self._apply(endpoints)
+                    self.ready.set()
                 try:
-                    endpoints = await asyncio.to_thread(self._load)
-                except Exception as exc:  # the database is down at start or reload: keep what runs
-                    log.warning("cannot read equipment configuration: %s", exc)
-                    endpoints = None
-                if endpoints is not None and not self._stop.is_set():
-                    self._apply(endpoints)
-                self.ready.set()
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self.reload_interval)
+                    await asyncio.wait_for(self._stop.wait(), self.lock_check_interval)
                 except asyncio.TimeoutError:
                     pass
+                if not self._stop.is_set():
+                    await self._check_locks()
         finally:
             await self._shut_down()
 
@@ -470,28 +600,9 @@ def default_spool_path(database_url: str) -> Path:
     return Path(os.environ.get("COLLECTOR_SPOOL") or _instance_dir() / "collector-spool.sqlite3")
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
 def run_until_stopped(collector: Collector, stop_signals: Iterable[signal.Signals] = STOP_SIGNALS) -> None:
     """Run the collector until one of ``stop_signals`` arrives, then stop it cleanly (see the module doc)."""
-
-    async def supervise() -> None:
-        loop = asyncio.get_running_loop()
-        installed = []
-        for signum in stop_signals:
-            try:
-                loop.add_signal_handler(signum, collector.request_stop, f"{signal.Signals(signum).name} received")
-            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: the caller stops it
-                continue
-            installed.append(signum)
-        try:
-            await collector.run()
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-
-    asyncio.run(supervise())
+    run_until_signalled(collector.run, collector.request_stop, stop_signals)
 
 
 def bounded(low: float, high: float, what: str) -> Any:
@@ -523,6 +634,9 @@ def main(argv: list[str] | None = None) -> None:
                         default=os.environ.get("COLLECTOR_RECONNECT_S", "2"))
     parser.add_argument("--reload-interval", type=bounded(*RELOAD_S_RANGE, "the reload interval (s)"),
                         default=os.environ.get("COLLECTOR_RELOAD_S", "30"))
+    parser.add_argument("--lock-check-interval", type=bounded(*LOCK_CHECK_S_RANGE, "the lock check interval (s)"),
+                        default=os.environ.get("COLLECTOR_LOCK_CHECK_S", "1"),
+                        help="longest the collector writes without knowing it still holds its assets' locks")
     parser.add_argument("--flush-interval", type=bounded(0.01, 60.0, "the writer's flush interval (s)"),
                         default=os.environ.get("COLLECTOR_FLUSH_S", "0.2"),
                         help="longest a received value waits before its batch is written")
@@ -532,7 +646,7 @@ def main(argv: list[str] | None = None) -> None:
     collector = Collector(args.database_url, spool_path=args.spool or default_spool_path(args.database_url),
                           asset_codes=args.assets.split(",") if args.assets else None,
                           publishing_interval_ms=args.publishing_ms, reconnect_delay=args.reconnect_delay,
-                          reload_interval=args.reload_interval,
+                          reload_interval=args.reload_interval, lock_check_interval=args.lock_check_interval,
                           writer_options={"flush_interval": args.flush_interval})
     try:
         run_until_stopped(collector)

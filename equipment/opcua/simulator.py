@@ -5,7 +5,9 @@ Commands (Python methods, and OPC UA methods on the ``Simulator`` object for ``f
 simulator ...``): inject an excursion, freeze a value, set a value, drop all connections, restart.
 Variables are ``ns=2;s=<ASSET CODE>.<Parameter>``. Port and endpoint come from the environment:
 ``OPCUA_SIM_HOST`` (127.0.0.1), ``OPCUA_SIM_PORT`` (4840) and ``OPCUA_SIM_ENDPOINT`` (the address the
-demo equipment points at, default ``opc.tcp://<host>:<port>``).
+demo equipment points at, default ``opc.tcp://<host>:<port>``). As a service (``flask services run
+opcua-simulator``, ``flask equipment simulator`` or ``python -m equipment.opcua.simulator``) SIGTERM or
+SIGINT closes the server and the process exits 0 within seconds.
 """
 from __future__ import annotations
 
@@ -110,6 +112,7 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._stopped: asyncio.Event | None = None
+        self._stop_requested = False
 
     @property
     def endpoint(self) -> str:
@@ -321,24 +324,56 @@ class Simulator:
             self._thread.join(timeout)
 
 
-async def serve_forever(simulator: Simulator) -> None:
-    await simulator.start()
-    log.info("OPC UA simulator on %s", simulator.endpoint)
-    try:
-        while True:
-            await asyncio.sleep(3600)
-    finally:
-        await simulator.stop()
+    # --- running as a service ------------------------------------------------------------------------
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Ask the serving simulator to stop (from its own event loop, e.g. a signal handler)."""
+        if self._stop_requested:
+            log.info("%s: already stopping", why)
+            return
+        self._stop_requested = True
+        log.info("%s: stopping the simulator", why)
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve(self, stop_timeout: float = 10.0) -> bool:
+        """Serve until request_stop(); then close the server. False if it did not close within stop_timeout."""
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        if self._stop_requested:
+            self._stopped.set()
+        await self.start()
+        log.info("OPC UA simulator on %s", self.endpoint)
+        try:
+            await self._stopped.wait()
+        finally:
+            try:
+                await asyncio.wait_for(self.stop(), stop_timeout)
+            except asyncio.TimeoutError:
+                log.error("the OPC UA server did not close within %.0f s", stop_timeout)
+                return False
+        log.info("simulator stopped")
+        return True
 
 
-def run_service() -> None:
-    """The `make run` service: serve the demo equipment until stopped."""
+def run_service(simulator: Simulator | None = None) -> None:
+    """The `make run` service: serve the demo equipment until SIGTERM or SIGINT, then close the server and
+    return (exit 0), or exit 1 if the server did not close in time."""
+    from equipment.opcua.service import run_until_signalled
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(levelname)s %(message)s")
     logging.getLogger("asyncua").setLevel(logging.ERROR)
+    simulator = simulator or Simulator()
+    closed: list[bool] = []
+
+    async def serve() -> None:
+        closed.append(await simulator.serve())
+
     try:
-        asyncio.run(serve_forever(Simulator()))
-    except KeyboardInterrupt:
-        pass
+        run_until_signalled(serve, simulator.request_stop)
+    except KeyboardInterrupt:  # an interrupt before the handlers were installed: nothing was serving yet
+        return
+    if closed != [True]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from app.audit import Actor, acting_as
 from app.db import make_engine, utcnow
 from equipment import operations as ops
 from equipment.models import Alarm, TelemetryGap, TelemetryRollup, TelemetrySample
-from equipment.opcua.collector import AssetLocks, Collector
+from equipment.opcua.collector import AssetLocks, Collector, _key_halves, asset_lock_key
 from equipment.opcua.collector import main as collector_main
 from equipment.opcua.simulator import Signal, Simulator
 from equipment.opcua.spool import Spool
@@ -380,10 +380,83 @@ def test_a_stopped_writer_spools_what_it_holds_when_the_database_is_unreachable(
 
 @pytest.mark.parametrize("option, value", [("--publishing-ms", "1e9"), ("--publishing-ms", "0"),
                                            ("--reconnect-delay", "nan"), ("--reload-interval", "31536000"),
-                                           ("--flush-interval", "abc")])
+                                           ("--flush-interval", "abc"), ("--lock-check-interval", "0")])
 def test_collector_timing_options_are_bounded_with_a_clear_message(option, value, capsys):
     with pytest.raises(SystemExit) as exited:
         collector_main(["--database-url", "sqlite://", option, value])
     assert exited.value.code == 2
     message = capsys.readouterr().err
     assert f"argument {option}:" in message and ("must be between" in message or "must be a number" in message)
+
+
+def _terminate_backend(engine: Any, pid: int | None) -> None:
+    """Cut a connection from the database side, as a restart or a network cut would (waits until it is gone)."""
+    if pid is None:
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+
+def _lock_holders(engine: Any, asset_id: int) -> set[int]:
+    """The backends that hold the asset's collector lock, as the database sees them."""
+    high, low = _key_halves(asset_lock_key(asset_id))
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                     "AND classid = :high AND objid = :low AND objsubid = 1"),
+                                {"high": high, "low": low}).scalars())
+
+
+def _locking_collector(rig: Any, **options: Any) -> Collector:
+    settings = {**FAST, "lock_check_interval": 0.2, **options}
+    return Collector(rig.url, spool_path=rig.spool, asset_codes=[rig.code], **settings).start_in_thread()
+
+
+@pytest.mark.backends("postgresql")  # advisory locks live on a connection; SQLite uses file locks
+def test_a_dropped_lock_connection_is_noticed_and_the_lock_reacquired_on_a_new_one(rig):
+    collector = _locking_collector(rig)
+    try:
+        wait_for(lambda: collector.connected and rig.values())
+        first_pid = collector.locks.backend_pid
+        assert _lock_holders(rig.engine, rig.asset_id) == {first_pid}
+        _terminate_backend(rig.engine, first_pid)
+        rig.set_temp(37.25)  # changes while the lock is being taken again are still read
+        wait_for(lambda: collector.locks_lost == 1, timeout=5)
+        wait_for(lambda: rig.asset_id in collector.locked_assets and collector.connected, timeout=10)
+        new_pid = collector.locks.backend_pid
+        assert new_pid != first_pid and _lock_holders(rig.engine, rig.asset_id) == {new_pid}
+        rig.set_temp(37.35)
+        wait_for(lambda: {37.25, 37.35} <= set(rig.values()), timeout=10)
+    finally:
+        collector.stop()
+    assert rig.gaps_while_running() == []  # read all along: nothing was missed
+    assert _lock_holders(rig.engine, rig.asset_id) == set()  # released at the stop
+
+
+@pytest.mark.backends("postgresql")  # advisory locks live on a connection; SQLite uses file locks
+def test_an_asset_taken_by_another_collector_after_a_lost_lock_is_not_written_until_given_back(rig):
+    collector = _locking_collector(rig, reload_interval=1.0)
+    other_engine = make_engine(rig.url)
+    other = AssetLocks(rig.url, other_engine)  # what a second collector holds the asset with
+    try:
+        wait_for(lambda: collector.connected and rig.values())
+        for _attempt in range(10):  # the first collector may win the lock back between the cut and our try
+            _terminate_backend(rig.engine, collector.locks.backend_pid)
+            if other.acquire(rig.asset_id):
+                break
+        else:
+            raise AssertionError("the lock could not be taken after the first collector's connection was cut")
+        wait_for(lambda: rig.asset_id in collector.refused_assets and not collector.sessions, timeout=5)
+        stored = rig.values()
+        rig.set_temp(37.45)
+        time.sleep(1.5)  # longer than a reload and many lock checks: it still keeps off the asset
+        assert rig.values() == stored and rig.asset_id not in collector.locked_assets
+        other.release_all()
+        wait_for(lambda: rig.asset_id in collector.locked_assets and collector.connected, timeout=5)
+        rig.set_temp(37.55)
+        wait_for(lambda: 37.55 in rig.values(), timeout=10)
+    finally:
+        collector.stop()
+        other.release_all()
+        other_engine.dispose()
+    gaps = rig.gaps_while_running()  # the time it was not collected shows as a gap, closed by the new data
+    assert [g.cause for g in gaps] == ["collector_restart"] and gaps[0].ended_at is not None
