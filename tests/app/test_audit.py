@@ -1,8 +1,10 @@
 """Audit trail: capture of insert/update/delete, append-only triggers, hash chain verification."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from typing import Iterator
 
 import pytest
 from sqlalchemy import ForeignKey, Integer, MetaData, String, event, select, text
@@ -230,24 +232,31 @@ def test_a_savepoint_rolled_back_after_audited_flushes_leaves_the_chain_intact(d
     assert verify_chain(db_session).ok
 
 
+@contextlib.contextmanager
+def chain_statements_of(sess: Session) -> Iterator[list[str]]:
+    """The first word of each statement that touches the audit chain or its lock, while the block runs."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if "audit_entry" in statement or "pg_advisory_xact_lock" in statement:
+            seen.append(statement.split()[0])
+
+    engine = sess.get_bind()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
 def test_a_transaction_chains_its_entries_once_at_commit(db_session, make_user):
     user = make_user("operator", full_name="Name 0")
-    chain_statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        if "audit_entry" in statement or "pg_advisory_xact_lock" in statement:
-            chain_statements.append(statement.split()[0])
-
-    engine = db_session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with chain_statements_of(db_session) as chain_statements:
         for n in range(1, 4):
             with audit_reason(db_session, f"change {n}"):
                 user.full_name = f"Name {n}"
         assert chain_statements == []  # flushed, not yet chained: the chain lock is not held yet
         db_session.commit()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert [e.reason for e in history_for(db_session, "user_account", user.id)][-3:] == [
         "change 1", "change 2", "change 3"]
     # the lock (PostgreSQL), one read of the tail, one insert of the three entries
@@ -360,22 +369,12 @@ def test_a_savepoint_released_inside_one_that_rolls_back_keeps_the_entries_made_
 
 def test_releasing_a_savepoint_does_not_take_the_chain_lock_before_the_commit(db_session, make_user):
     user = make_user("operator", full_name="Start")
-    chain_statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        if "audit_entry" in statement or "pg_advisory_xact_lock" in statement:
-            chain_statements.append(statement.split()[0])
-
-    engine = db_session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with chain_statements_of(db_session) as chain_statements:
         with db_session.begin_nested():
             with audit_reason(db_session, "inside a released savepoint"):
                 user.full_name = "Released"
         assert chain_statements == []  # the transaction goes on: it must not hold the chain lock yet
         db_session.commit()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert chain_statements and chain_statements[-1] == "INSERT"
     assert reasons_for(db_session, user)[-1] == "inside a released savepoint"
 
