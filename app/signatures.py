@@ -37,6 +37,8 @@ MEANINGS = {
     "closed": "Closed by",
     "aborted": "Aborted by",
     "authored": "Authored by",
+    "started": "Started by",
+    "submitted": "Sent to QA review by",
 }
 # Meanings that must come from different people on the same record (the second person checks the first).
 TWO_PERSON_MEANINGS = frozenset({"performed", "verified"})

@@ -8,6 +8,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint
 
 from app import db
+from app.errors import ValidationFailed
 from app.permissions import require
 from app.signatures import signatures_for
 from batches.execution import deviations as deviation_ops
@@ -15,7 +16,7 @@ from batches.execution import materials as material_ops
 from batches.execution import operations as ops
 from batches.execution import recipes as recipe_ops
 from batches.execution import schemas as s
-from batches.execution.exceptions import exceptions_of, sync_equipment_exceptions
+from batches.execution.exceptions import exceptions_of, review_exceptions, reviews_of, sync_equipment_exceptions
 
 PREFIX = "/api/v1"
 recipes_blp = Blueprint("recipes_api", __name__, url_prefix=f"{PREFIX}/recipes",
@@ -115,7 +116,9 @@ class Batches(MethodView):
     @batches_blp.response(201, s.BatchDetailSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Start a batch from an accepted cord blood unit and an approved recipe version."""
-        return ops.start_batch(db.session, unit_id=data["unit_id"], recipe_id=data["recipe_id"])
+        """The supervisor's e-signature ("started") is part of the request."""
+        return ops.start_batch(db.session, unit_id=data["unit_id"], recipe_id=data["recipe_id"],
+                               comment=data["comment"], **_sign_args(data))
 
 
 @batches_blp.route("/<int:batch_id>")
@@ -158,10 +161,28 @@ class BatchAbort(MethodView):
 @batches_blp.route("/<int:batch_id>/review-submission")
 class BatchReviewSubmission(MethodView):
     @require("batches.submit_review")
-    @batches_blp.arguments(s.RowVersionSchema)
+    @batches_blp.arguments(s.BatchSubmitSchema)
     @batches_blp.response(200, s.BatchSchema)
     def post(self, data: dict[str, Any], batch_id: int) -> Any:
-        return ops.submit_batch_for_review(db.session, ops.get_batch(db.session, batch_id), data["version"])
+        """Send a completed batch record to QA review, e-signed "submitted" by the supervisor."""
+        return ops.submit_batch_for_review(db.session, ops.get_batch(db.session, batch_id), data["version"],
+                                           comment=data["comment"], **_sign_args(data))
+
+
+@batches_blp.route("/<int:batch_id>/exception-reviews")
+class BatchExceptionReviews(MethodView):
+    @require("batches.view")
+    @batches_blp.response(200, s.ExceptionReviewSchema(many=True))
+    def get(self, batch_id: int) -> Any:
+        return reviews_of(db.session, ops.get_batch(db.session, batch_id))
+
+    @require("batches.review_exceptions")
+    @batches_blp.arguments(s.ExceptionReviewInputSchema)
+    @batches_blp.response(201, s.ExceptionReviewSchema)
+    def post(self, data: dict[str, Any], batch_id: int) -> Any:
+        """QA's review decision over one or more exceptions, e-signed "reviewed" (the list is signed)."""
+        return review_exceptions(db.session, ops.get_batch(db.session, batch_id), data["exception_ids"],
+                                 data["review_comment"], **_sign_args(data))
 
 
 @batches_blp.route("/<int:batch_id>/exceptions")
@@ -184,26 +205,26 @@ class StepItem(MethodView):
         return _StepView(ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id)))
 
 
-@batches_blp.route("/<int:batch_id>/steps/<int:step_id>/hold")
-class StepHold(MethodView):
+@batches_blp.route("/<int:batch_id>/steps/<int:step_id>/take")
+class StepTake(MethodView):
     @require("batches.execute")
-    @batches_blp.arguments(s.StepHoldSchema)
+    @batches_blp.arguments(s.StepTakeSchema)
     @batches_blp.response(200, s.StepSummarySchema)
     def post(self, data: dict[str, Any], batch_id: int, step_id: int) -> Any:
-        """Hold the step (two people cannot hold the same step)."""
+        """Take the step to work on it (two people cannot work on the same step)."""
         step = ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id))
         return ops.take_step(db.session, step, current_user, reason=data["reason"], expected_version=data["version"])
 
 
-@batches_blp.route("/<int:batch_id>/steps/<int:step_id>/release")
-class StepRelease(MethodView):
+@batches_blp.route("/<int:batch_id>/steps/<int:step_id>/let-go")
+class StepLetGo(MethodView):
     @require("batches.execute")
-    @batches_blp.arguments(s.StepHoldSchema)
+    @batches_blp.arguments(s.StepTakeSchema)
     @batches_blp.response(200, s.StepSummarySchema)
     def post(self, data: dict[str, Any], batch_id: int, step_id: int) -> Any:
-        """Release the step (a supervisor may release someone else's hold with a reason)."""
+        """Let go of the step (a supervisor may free a step someone else took, with a reason)."""
         step = ops.get_step(db.session, step_id, ops.get_batch(db.session, batch_id))
-        return ops.release_step(db.session, step, current_user, take_over_reason=data["reason"])
+        return ops.let_go_of_step(db.session, step, current_user, take_over_reason=data["reason"])
 
 
 @batches_blp.route("/<int:batch_id>/steps/<int:step_id>/entries")
@@ -271,20 +292,24 @@ class MaterialLots(MethodView):
     @materials_blp.response(201, s.MaterialLotSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Receive a lot (quarantined unless QC status says otherwise)."""
+        if data.get("qc_status", "quarantined") != "quarantined":
+            raise ValidationFailed("A lot is received quarantined; QC or QA then releases it with an e-signature.",
+                                   errors={"qc_status": ["Must be quarantined at receipt."]})
         material = material_ops.get_material_by_code(db.session, data["material"]["code"])
         return material_ops.receive_lot(db.session, material, lot_number=data["lot_number"],
                                         expiry_date=data["expiry_date"], quantity=data["quantity_received"],
-                                        supplier=data["supplier"], qc_status=data["qc_status"])
+                                        supplier=data["supplier"], qc_status="quarantined")
 
 
 @materials_blp.route("/lots/<int:lot_id>/qc-status")
 class MaterialLotStatus(MethodView):
-    @require("materials.manage")
+    @require("materials.qc_status")
     @materials_blp.arguments(s.LotQcStatusSchema)
     @materials_blp.response(200, s.MaterialLotSchema)
     def put(self, data: dict[str, Any], lot_id: int) -> Any:
+        """QC or QA changes the lot's QC status with a reason and an e-signature."""
         return material_ops.set_lot_qc_status(db.session, material_ops.get_lot(db.session, lot_id),
-                                              data["qc_status"], data["reason"])
+                                              data["qc_status"], data["reason"], **_sign_args(data))
 
 
 # --- deviations -----------------------------------------------------------------------------------

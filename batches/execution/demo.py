@@ -12,6 +12,7 @@ from batches.execution.materials import create_material, receive_lot
 from batches.execution.models import Material
 from batches.execution.recipes import install_seed_recipes
 
+DEMO_CABINET = "BSC-01"
 DEMO_MATERIALS = [
     ("FICOLL", "Density gradient medium", "mL"),
     ("NK-EXP-KIT", "NK cell expansion kit", "kit"),
@@ -37,4 +38,18 @@ def create_demo_data(sess: Any) -> None:
                         quantity=1000, supplier="Demo supplier", qc_status="released")
             receive_lot(sess, material, lot_number=f"{code}-DEMO-OLD", expiry_date=today - timedelta(days=3),
                         quantity=100, supplier="Demo supplier", qc_status="released")
+        _demo_biosafety_cabinet(sess, today)
         sess.flush()
+
+
+def _demo_biosafety_cabinet(sess: Any, today: Any) -> None:
+    """The cabinet the first MsNK step is done in (not on the OPC UA simulator: it has no live values)."""
+    from equipment import operations as equipment
+
+    if equipment.find_asset(sess, DEMO_CABINET) is not None:
+        return
+    cabinet = equipment.create_asset(sess, code=DEMO_CABINET, name="Class II biosafety cabinet 1",
+                                     asset_type="biosafety_cabinet", location="Cleanroom B2")
+    equipment.record_service(sess, cabinet, kind="calibration", performed_on=today - timedelta(days=30),
+                             due_on=today + timedelta(days=335), result="pass", performed_by="Metrology Services",
+                             certificate_ref=f"CAL-{DEMO_CABINET}-{today.year}")

@@ -6,7 +6,7 @@ or the review is built) and by the equipment package's alarm_raised and gap_open
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, object_session
 from app import db
 from app.audit import audit_reason, current_actor
 from app.db import utcnow
-from app.errors import Conflict
-from batches.execution.models import Batch, BatchException, BatchStep, EquipmentOccupancy
+from app.errors import Conflict, ValidationFailed
+from batches.execution.models import Batch, BatchException, BatchStep, EquipmentOccupancy, ExceptionReview
 
 
 def raise_exception(sess: Session, batch: Batch | int, kind: str, *, source_table: str, source_id: Any,
@@ -43,19 +43,47 @@ def exceptions_of(sess: Session, batch: Batch, *, open_only: bool = False) -> li
     return list(sess.execute(stmt.order_by(BatchException.occurred_at, BatchException.id)).scalars())
 
 
-def review_exception(sess: Session, exc: BatchException, comment: str) -> BatchException:
-    if exc.reviewed_at is not None:
-        raise Conflict("This exception was already reviewed.")
+def review_exceptions(sess: Session, batch: Batch, exception_ids: Iterable[int], comment: str, *, username: str,
+                      password: str, current_user: Any) -> ExceptionReview:
+    """QA's review decision over one or more open exceptions of the batch, e-signed "reviewed" by one
+    signature whose signed content lists every exception it covers."""
+    from app.signatures import sign_record
+
+    ids = sorted({int(i) for i in exception_ids})
+    if not ids:
+        raise ValidationFailed("Choose the exceptions this review decision covers.",
+                               errors={"exception_ids": ["Tick at least one exception."]})
     comment = (comment or "").strip()
     if not comment:
-        from app.errors import ValidationFailed
-
-        raise ValidationFailed("Write the review comment.", errors={"review_comment": ["Required."]})
+        raise ValidationFailed("Write the review decision.", errors={"review_comment": ["Required."]})
+    chosen = list(sess.execute(select(BatchException).where(BatchException.id.in_(ids))
+                               .order_by(BatchException.id)).scalars())
+    if len(chosen) != len(ids) or any(e.batch_id != batch.id for e in chosen):
+        raise ValidationFailed("An exception you chose is not part of this batch. Reload the page.",
+                               errors={"exception_ids": ["Not in this batch."]})
+    done = [e for e in chosen if e.reviewed_at is not None]
+    if done:
+        raise Conflict(f"Exception #{done[0].id} was already reviewed by {done[0].reviewed_by}. Reload the page.")
+    now = utcnow()
+    review = ExceptionReview(batch_id=batch.id, covered="\n".join(e.review_line() for e in chosen), comment=comment,
+                             reviewed_at=now, reviewed_by=current_user.username)
+    sess.add(review)
+    sess.flush()
+    sign_record(sess, review, meaning="reviewed", username=username, password=password, current_user=current_user,
+                comment=comment)
     with audit_reason(sess, "exception reviewed"):
-        exc.reviewed_at = utcnow()
-        exc.reviewed_by = current_actor().username
-        exc.review_comment = comment
-    return exc
+        for exc in chosen:
+            exc.reviewed_at = now
+            exc.reviewed_by = current_user.username
+            exc.review_comment = comment
+            exc.review_id = review.id
+    sess.flush()
+    return review
+
+
+def reviews_of(sess: Session, batch: Batch) -> list[ExceptionReview]:
+    return list(sess.execute(select(ExceptionReview).where(ExceptionReview.batch_id == batch.id)
+                             .order_by(ExceptionReview.id)).scalars())
 
 
 def occupancies_of(sess: Session, batch: Batch) -> list[EquipmentOccupancy]:

@@ -3,6 +3,7 @@ batch (expired, quarantined or rejected lots are refused)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -92,13 +93,22 @@ def receive_lot(sess: Session, material: Material, *, lot_number: str, expiry_da
     return lot
 
 
-def set_lot_qc_status(sess: Session, lot: MaterialLot, qc_status: str, reason: str) -> MaterialLot:
+def set_lot_qc_status(sess: Session, lot: MaterialLot, qc_status: str, reason: str, *, username: str,
+                      password: str, current_user: Any) -> MaterialLot:
+    """QC or QA changes a lot's QC status with a reason and an e-signature whose meaning is the new status."""
+    from app.signatures import sign_record
+
     if qc_status not in QC_STATUSES:
         raise ValidationFailed(f"QC status must be one of {', '.join(QC_STATUSES)}.", errors={"qc_status": ["Unknown."]})
     if not (reason or "").strip():
         raise ReasonRequired("Changing a lot's QC status needs a reason.", errors={"reason": ["Give the reason."]})
+    if qc_status == lot.qc_status:
+        raise ValidationFailed(f"Lot {lot.lot_number} is already {qc_status}.", errors={"qc_status": ["Unchanged."]})
     with audit_reason(sess, reason):
         lot.qc_status = qc_status
+    sess.flush()
+    sign_record(sess, lot, meaning=qc_status, username=username, password=password, current_user=current_user,
+                comment=reason.strip())
     return lot
 
 

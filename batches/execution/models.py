@@ -30,7 +30,7 @@ QC_STATUSES = ("quarantined", "released", "rejected")
 LIMIT_CLASSES = ("green", "amber", "red", "none")
 DEVIATION_CLASSES = ("minor", "major", "critical")
 EXCEPTION_KINDS = ("out_of_limit", "correction", "out_of_order", "late", "scan_override", "alarm",
-                   "telemetry_gap", "comment")
+                   "telemetry_gap", "comment", "early")
 
 
 _PARSED_DEFINITIONS: dict[str, dict[str, Any]] = {}
@@ -100,8 +100,8 @@ class Material(Audited, Base):
     lots: Mapped[list["MaterialLot"]] = relationship(back_populates="material", order_by="MaterialLot.id")
 
 
-class MaterialLot(Audited, Voidable, Base):
-    """A received lot of a material with its expiry and QC status."""
+class MaterialLot(Signable, Audited, Voidable, Base):
+    """A received lot of a material with its expiry and QC status; each QC status change is e-signed by QC/QA."""
 
     __tablename__ = "material_lot"
     __table_args__ = (
@@ -109,6 +109,8 @@ class MaterialLot(Audited, Voidable, Base):
         CheckConstraint(_in("qc_status", QC_STATUSES), name="qc_status"),
         CheckConstraint("quantity_remaining >= 0", name="quantity_not_negative"),
     )
+
+    __unsigned_fields__ = frozenset({"quantity_remaining"})  # consumption does not change what QC signed
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     material_id: Mapped[int] = mapped_column(ForeignKey("material.id"), index=True)
@@ -159,7 +161,7 @@ class BatchStep(Signable, Audited, Base):
         UniqueConstraint("batch_id", "step_key"),
         CheckConstraint(_in("status", STEP_STATUSES), name="status"),
     )
-    __unsigned_fields__ = frozenset({"status", "held_by_id", "held_by", "held_since", "performed_at",
+    __unsigned_fields__ = frozenset({"status", "taken_by_id", "taken_by", "taken_since", "performed_at",
                                      "completed_at", "row_version", "started_at"})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -176,9 +178,9 @@ class BatchStep(Signable, Audited, Base):
     # The SHA-256 of the step's current entries: part of the signed content, so a later change to an
     # entry shows the step's signatures as "record changed after signature".
     entries_digest: Mapped[str] = mapped_column(String(64), default="")
-    held_by_id: Mapped[int | None] = mapped_column(Integer)
-    held_by: Mapped[str | None] = mapped_column(String(80))
-    held_since: Mapped[datetime | None]
+    taken_by_id: Mapped[int | None] = mapped_column(Integer)
+    taken_by: Mapped[str | None] = mapped_column(String(80))
+    taken_since: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     performed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -283,10 +285,31 @@ class BatchException(Audited, Base):
     reviewed_at: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(80))
     review_comment: Mapped[str | None] = mapped_column(Text)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("exception_review.id"))
 
     @property
     def kind_label(self) -> str:
         return self.kind.replace("_", " ")
+
+    def review_line(self) -> str:
+        """How the exception is named in the signed content of its review."""
+        return f"#{self.id} {self.kind}: {self.description}"
+
+
+class ExceptionReview(Signable, Audited, Base):
+    """QA's review decision over one or more exceptions of a batch, e-signed "reviewed".
+
+    ``covered`` lists every exception the decision covers (one line each, with its id and text): it is
+    part of the signed content, so the signature cannot be moved to other exceptions."""
+
+    __tablename__ = "exception_review"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    covered: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    reviewed_at: Mapped[datetime]
+    reviewed_by: Mapped[str] = mapped_column(String(80))
 
 
 class Deviation(Signable, Audited, Base):

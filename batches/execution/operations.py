@@ -1,5 +1,5 @@
 """Batch execution: start a batch from an accepted cord blood unit, run its steps with typed entries
-against their limits, sign performed/verified, correct with a reason, hold and abort.
+against their limits, sign performed/verified, correct with a reason, hold and abort a batch.
 
 Operations flush and never commit. Optimistic locking: every change to a step or batch names the
 version it was made against; a stale submission is refused with a message to reload.
@@ -150,6 +150,31 @@ def is_late(step: BatchStep, at: datetime | None = None) -> bool:
     return (at or utcnow()) > due_by(step)
 
 
+def is_early(step: BatchStep, at: datetime | None = None) -> bool:
+    """Before the step's planned window opens."""
+    return (at or utcnow()) < planned_start(step)
+
+
+def earliest_start(step: BatchStep) -> datetime | None:
+    """The recipe's hard earliest start for the step, if the site set one."""
+    hours = step.spec.get("earliest_start_hours")
+    return None if hours is None else step.batch.started_at + timedelta(hours=hours)
+
+
+def _check_early(sess: Session, step: BatchStep, reason: str) -> None:
+    hard = earliest_start(step)
+    if hard is not None and utcnow() < hard:
+        raise Conflict(f"Step {step.position} ({step.title}) cannot start before {hard:%Y-%m-%d %H:%M} UTC: the "
+                       "recipe sets a hard earliest start.")
+    if not reason:
+        raise ReasonRequired(
+            f"This step is planned for {planned_start(step):%Y-%m-%d %H:%M} UTC. Doing it before its planned time "
+            "needs a reason and becomes an exception for QA.", errors={"reason": ["Give the reason for doing it early."]})
+    raise_exception(sess, step.batch, "early", source_table="batch_step", source_id=step.id, step=step,
+                    description=f"Step {step.position} '{step.title}' started before its planned time "
+                                f"({planned_start(step):%Y-%m-%d %H:%M} UTC): {reason}")
+
+
 def next_step(batch: Batch) -> BatchStep | None:
     return next((s for s in batch.steps if s.status != "complete"), None)
 
@@ -172,8 +197,10 @@ def _flush(sess: Session) -> None:
                        "before trying again; nothing of yours was saved.") from None
 
 
-def start_batch(sess: Session, *, unit_id: int, recipe_id: int) -> Batch:
-    """Start a batch: a lot number, the steps of the approved recipe version, the unit's custody."""
+def start_batch(sess: Session, *, unit_id: int, recipe_id: int, username: str, password: str, current_user: Any,
+                comment: str | None = None) -> Batch:
+    """Start a batch, e-signed "started" by the supervisor: a lot number, the steps of the approved recipe
+    version, the unit's custody."""
     from batches.sourcing.operations import assign_unit_to_batch, get_assignable_unit
 
     recipe = get_recipe(sess, recipe_id)
@@ -196,6 +223,8 @@ def start_batch(sess: Session, *, unit_id: int, recipe_id: int) -> Batch:
                            status="pending", entries_digest=_digest([])))
     assign_unit_to_batch(sess, unit, batch_lot_number=lot_number)
     sess.flush()
+    sign_record(sess, batch, meaning="started", username=username, password=password, current_user=current_user,
+                comment=comment)
     sess.refresh(batch, ["steps"])
     return batch
 
@@ -270,17 +299,21 @@ def abort_batch(sess: Session, batch: Batch, *, reason: str, username: str, pass
     return batch
 
 
-def submit_batch_for_review(sess: Session, batch: Batch, expected_version: int | None = None) -> Batch:
+def submit_batch_for_review(sess: Session, batch: Batch, expected_version: int | None = None, *, username: str,
+                            password: str, current_user: Any, comment: str | None = None) -> Batch:
+    """Send a completed batch record to QA review, e-signed "submitted" by the supervisor."""
     _check_version(batch, expected_version, "batch")
     if batch.status != "completed":
         raise Conflict(f"Only a completed batch record can go to QA review; {batch.lot_number} is "
                        f"{batch.status.replace('_', ' ')}.")
+    sign_record(sess, batch, meaning="submitted", username=username, password=password, current_user=current_user,
+                comment=comment)
     batch.status = "in_review"
     _flush(sess)
     return batch
 
 
-# --- holding a step -------------------------------------------------------------------------------
+# --- taking a step --------------------------------------------------------------------------------
 
 def _earlier_incomplete(step: BatchStep) -> list[BatchStep]:
     return [s for s in step.batch.steps if s.position < step.position and s.status != "complete"]
@@ -288,7 +321,7 @@ def _earlier_incomplete(step: BatchStep) -> list[BatchStep]:
 
 def take_step(sess: Session, step: BatchStep, user: Any, *, reason: str | None = None,
               expected_version: int | None = None) -> BatchStep:
-    """Hold a step to work on it. Out of order or late needs a reason and becomes an exception."""
+    """Take a step to work on it. Out of order, early or late needs a reason and becomes an exception."""
     _require_active(step.batch)
     _check_version(step, expected_version, "step")
     _take(sess, step, user, reason)
@@ -298,10 +331,10 @@ def take_step(sess: Session, step: BatchStep, user: Any, *, reason: str | None =
 
 def _take(sess: Session, step: BatchStep, user: Any, reason: str | None) -> None:
     batch = step.batch
-    if step.held_by_id is not None and step.held_by_id != user.id:
-        raise Conflict(f"{step.held_by} is working on this step (since {step.held_since:%H:%M} UTC). Two people "
-                       "cannot hold the same step; ask them to release it.")
-    if step.held_by_id == user.id:
+    if step.taken_by_id is not None and step.taken_by_id != user.id:
+        raise Conflict(f"{step.taken_by} is working on this step (since {step.taken_since:%H:%M} UTC). Two people "
+                       "cannot work on the same step; ask them to let go of it.")
+    if step.taken_by_id == user.id:
         return
     if step.status not in ("pending", "in_progress"):
         raise Conflict(f"Step {step.position} is already {step.status}; nothing more can be entered.")
@@ -317,6 +350,8 @@ def _take(sess: Session, step: BatchStep, user: Any, reason: str | None) -> None
             raise_exception(sess, batch, "out_of_order", source_table="batch_step", source_id=step.id, step=step,
                             description=f"Step {step.position} '{step.title}' started before step "
                                         f"{earlier[0].position} was complete: {reason}")
+        if is_early(step):
+            _check_early(sess, step, reason)
         if is_late(step):
             if not reason:
                 raise ReasonRequired(
@@ -326,26 +361,26 @@ def _take(sess: Session, step: BatchStep, user: Any, reason: str | None) -> None
                             description=f"Step {step.position} '{step.title}' started after its window "
                                         f"(due {due_by(step):%Y-%m-%d %H:%M} UTC): {reason}")
         step.started_at = utcnow()
-    step.held_by_id = user.id
-    step.held_by = user.username
-    step.held_since = utcnow()
+    step.taken_by_id = user.id
+    step.taken_by = user.username
+    step.taken_since = utcnow()
     step.status = "in_progress"
 
 
-def release_step(sess: Session, step: BatchStep, user: Any, *, take_over_reason: str | None = None) -> BatchStep:
-    """Let go of a step; a supervisor may release someone else's hold with a reason."""
-    if step.held_by_id is None:
+def let_go_of_step(sess: Session, step: BatchStep, user: Any, *, take_over_reason: str | None = None) -> BatchStep:
+    """Let go of a step; a supervisor may free a step someone else took, with a reason."""
+    if step.taken_by_id is None:
         return step
-    if step.held_by_id != user.id:
+    if step.taken_by_id != user.id:
         if not can(user, "batches.override_scan"):
-            raise PermissionDenied(f"{step.held_by} holds this step; only they or a supervisor can release it.")
+            raise PermissionDenied(f"{step.taken_by} has taken this step; only they or a supervisor can let go of it.")
         if not (take_over_reason or "").strip():
-            raise ReasonRequired("Releasing another person's step needs a reason.",
+            raise ReasonRequired("Letting go of another person's step needs a reason.",
                                  errors={"reason": ["Give the reason."]})
     with audit_reason(sess, take_over_reason):
-        step.held_by_id = None
-        step.held_by = None
-        step.held_since = None
+        step.taken_by_id = None
+        step.taken_by = None
+        step.taken_since = None
     _flush(sess)
     return step
 
@@ -466,6 +501,14 @@ def _parse_equipment(sess: Session, parsed: ParsedEntry, raw: EntryInput, user: 
     usability = check_asset_usable(sess, code)
     if usability.asset is None:
         raise ValidationFailed(f"{spec['label']}: {usability.reason}", errors={key: [usability.reason]})
+    accepted = spec.get("asset_types")
+    if accepted and usability.asset.asset_type not in accepted:
+        from equipment.models import ASSET_TYPES
+
+        wanted = " or ".join(ASSET_TYPES.get(t, t) for t in accepted)
+        problem = (f"{usability.asset.code} is a {usability.asset.type_label.lower()}, not a {wanted.lower()}. "
+                   "Scan the right equipment.")
+        raise ValidationFailed(f"{spec['label']}: {problem}", errors={key: [problem]})
     if not usability.usable and not _override_allowed(parsed, raw, user, usability.reason):
         raise ValidationFailed(f"{spec['label']}: {usability.reason}", errors={key: [usability.reason]})
     parsed.asset = usability.asset
@@ -589,8 +632,8 @@ def _check_step_open_for(step: BatchStep, user: Any) -> None:
     _require_active(step.batch)
     if step.status not in ("pending", "in_progress"):
         raise Conflict(f"Step {step.position} is {step.status}: a change now is a correction, with a reason.")
-    if step.held_by_id is not None and step.held_by_id != user.id:
-        raise Conflict(f"{step.held_by} is working on this step; two people cannot hold the same step.")
+    if step.taken_by_id is not None and step.taken_by_id != user.id:
+        raise Conflict(f"{step.taken_by} is working on this step; two people cannot work on the same step.")
 
 
 def record_entries(sess: Session, step: BatchStep, user: Any, inputs: dict[str, EntryInput], *,
@@ -639,7 +682,7 @@ def record_entries(sess: Session, step: BatchStep, user: Any, inputs: dict[str, 
             messages.append(exc.message)
     if errors:
         raise ValidationFailed(" ".join(messages), errors=errors)
-    if step.held_by_id is None:
+    if step.taken_by_id is None:
         _take(sess, step, user, reason)
     written = [_store_entry(sess, step, parsed, user) for parsed in parsed_entries]
     calculated = _store_calculations(sess, batch, calc_changes, current, user)
@@ -722,8 +765,8 @@ def correct_entry(sess: Session, entry: StepEntry, user: Any, new_input: EntryIn
     if spec["type"] in ("calculation", "equipment", "equipment_release"):
         raise Conflict(f"{spec['label']} cannot be corrected here: calculations follow their inputs, and an "
                        "equipment scan in error is handled by a deviation.")
-    if step.held_by_id is not None and step.held_by_id != user.id:
-        raise Conflict(f"{step.held_by} is working on this step; two people cannot hold the same step.")
+    if step.taken_by_id is not None and step.taken_by_id != user.id:
+        raise Conflict(f"{step.taken_by} is working on this step; two people cannot work on the same step.")
     current = current_entries(sess, batch)
     current.pop(entry.entry_key, None)
     parsed = _parse_entry(sess, batch, entry.entry_key, spec, new_input, user, current)
@@ -772,8 +815,8 @@ def sign_step(sess: Session, step: BatchStep, *, meaning: str, username: str, pa
         if step.status != "in_progress":
             raise Conflict(f"Step {step.position} is {step.status}: only a step in progress can be signed "
                            "as performed.")
-        if step.held_by_id is not None and step.held_by_id != current_user.id:
-            raise Conflict(f"{step.held_by} holds this step; the person who did the work signs it.")
+        if step.taken_by_id is not None and step.taken_by_id != current_user.id:
+            raise Conflict(f"{step.taken_by} has taken this step; the person who did the work signs it.")
         missing = missing_entries(sess, step)
         if missing:
             raise ValidationFailed("Record every required entry before signing: " + ", ".join(missing) + ".",
@@ -790,9 +833,9 @@ def sign_step(sess: Session, step: BatchStep, *, meaning: str, username: str, pa
     now = utcnow()
     if meaning == "performed":
         step.performed_at = now
-        step.held_by_id = None
-        step.held_by = None
-        step.held_since = None
+        step.taken_by_id = None
+        step.taken_by = None
+        step.taken_since = None
         step.status = "performed" if step.requires_verification else "complete"
     else:
         step.status = "complete"

@@ -50,6 +50,8 @@ class EntrySpecSchema(Schema):
     material = fields.Str(load_default=None)
     occupy = fields.Bool(load_default=False)
     releases = fields.Str(load_default=None)
+    # the equipment types a scan entry accepts (equipment.models.ASSET_TYPES keys)
+    asset_types = fields.List(fields.Str(), load_default=None)
     required = fields.Bool(load_default=True)
     critical = fields.Bool(load_default=False)
     curve = fields.Str(load_default=None, validate=validate.OneOf(CURVE_METRICS))
@@ -64,6 +66,15 @@ class EntrySpecSchema(Schema):
             raise ValidationError("a calculation needs an expression", "expression")
         if kind == "material" and not data.get("material"):
             raise ValidationError("a material entry needs the material code", "material")
+        if data.get("asset_types") is not None:
+            from equipment.models import ASSET_TYPES
+
+            if kind != "equipment":
+                raise ValidationError("only an equipment entry names the asset types it accepts", "asset_types")
+            unknown = [t for t in data["asset_types"] if t not in ASSET_TYPES]
+            if unknown or not data["asset_types"]:
+                raise ValidationError(f"unknown asset type(s) {', '.join(unknown) or '(none given)'}; known: "
+                                      f"{', '.join(ASSET_TYPES)}", "asset_types")
         if kind == "equipment_release" and not data.get("releases"):
             raise ValidationError("an equipment release needs the key of the equipment entry", "releases")
         ordered = [data.get(k) for k in ("hard_low", "alert_low", "target", "alert_high", "hard_high")]
@@ -84,6 +95,9 @@ class StepSpecSchema(Schema):
     window_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.25))
     verification = fields.Bool(load_default=False)
     any_order = fields.Bool(load_default=False)
+    # a hard earliest start, in hours after the batch start: before it the step cannot be taken at all
+    # (without it, a step before its planned day needs a reason and becomes an exception)
+    earliest_start_hours = fields.Float(load_default=None, validate=validate.Range(min=0))
     entries = fields.List(fields.Nested(EntrySpecSchema), required=True, validate=validate.Length(min=1))
 
 

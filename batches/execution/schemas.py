@@ -51,9 +51,27 @@ class BatchAbortSchema(BatchReasonSchema, ESignSchema):
     pass
 
 
-class BatchStartSchema(Schema):
+class BatchStartSchema(ESignSchema):
     unit_id = fields.Int(required=True)
     recipe_id = fields.Int(required=True)
+
+
+class BatchSubmitSchema(RowVersionSchema, ESignSchema):
+    pass
+
+
+class ExceptionReviewInputSchema(ESignSchema):
+    exception_ids = fields.List(fields.Int(), required=True, validate=validate.Length(min=1, max=500))
+    review_comment = fields.Str(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class ExceptionReviewSchema(Schema):
+    id = fields.Int()
+    batch_id = fields.Int()
+    covered = fields.Str()
+    comment = fields.Str()
+    reviewed_at = fields.DateTime()
+    reviewed_by = fields.Str()
 
 
 class StepSummarySchema(Schema):
@@ -64,7 +82,7 @@ class StepSummarySchema(Schema):
     phase_name = fields.Str()
     status = fields.Str()
     requires_verification = fields.Bool()
-    held_by = fields.Str(allow_none=True)
+    taken_by = fields.Str(allow_none=True)
     row_version = fields.Int(data_key="version")
     planned_day = fields.Float()
 
@@ -141,7 +159,7 @@ class StepSignSchema(ESignSchema, RowVersionSchema):
     meaning = fields.Str(required=True, validate=validate.OneOf(["performed", "verified"]))
 
 
-class StepHoldSchema(RowVersionSchema):
+class StepTakeSchema(RowVersionSchema):
     reason = fields.Str(load_default=None)
 
 
@@ -162,6 +180,7 @@ class BatchExceptionSchema(Schema):
     deviation_id = fields.Int(allow_none=True)
     reviewed_at = fields.DateTime(allow_none=True)
     reviewed_by = fields.Str(allow_none=True)
+    review_id = fields.Int(allow_none=True)
 
 
 class MaterialSchema(Schema):
@@ -182,7 +201,7 @@ class MaterialLotSchema(Schema):
     quantity_remaining = fields.Float(dump_only=True)
 
 
-class LotQcStatusSchema(Schema):
+class LotQcStatusSchema(ESignSchema):
     qc_status = fields.Str(required=True, validate=validate.OneOf(QC_STATUSES))
     reason = fields.Str(required=True)
 

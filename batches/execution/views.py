@@ -18,9 +18,9 @@ from batches.execution import deviations as deviation_ops
 from batches.execution import materials as material_ops
 from batches.execution import operations as ops
 from batches.execution import recipes as recipe_ops
-from batches.execution.exceptions import review_exception, sync_equipment_exceptions
+from batches.execution.exceptions import review_exceptions, reviews_of, sync_equipment_exceptions
 from batches.execution.limits import limits_text
-from batches.execution.models import DEVIATION_CLASSES, QC_STATUSES, Batch, BatchException, StepEntry
+from batches.execution.models import DEVIATION_CLASSES, QC_STATUSES, Batch, StepEntry
 from batches.execution.overview import batch_overview, entry_view_rows
 
 bp = Blueprint("execution", __name__, static_folder="static", static_url_path="/static/execution")
@@ -97,7 +97,7 @@ def batch_start() -> Any:
             errors["recipe_id"] = ["Choose the recipe."]
         if not errors:
             try:
-                batch = ops.start_batch(sess, unit_id=unit_id, recipe_id=recipe_id)
+                batch = ops.start_batch(sess, unit_id=unit_id, recipe_id=recipe_id, **_sign_fields())
             except DomainError as exc:
                 sess.rollback()
                 errors, message = exc.errors, exc.message
@@ -121,7 +121,7 @@ def batch_view(batch_id: int) -> Any:
     batch = ops.get_batch(sess, batch_id)
     sync_equipment_exceptions(sess, batch)
     overview = batch_overview(sess, batch)
-    return render_template(T + "batch_view.html", batch=batch, o=overview,
+    return render_template(T + "batch_view.html", batch=batch, o=overview, reviews=reviews_of(sess, batch),
                            signatures=signatures_for(sess, batch), history=record_history("batch", batch.id))
 
 
@@ -140,7 +140,7 @@ def _batch_action(batch_id: int, action: str) -> Any:
             k: v for k, v in _sign_fields().items() if k != "comment"})
         flash(f"Batch {batch.lot_number} aborted.", "warning")
     elif action == "submit":
-        ops.submit_batch_for_review(sess, batch, _version())
+        ops.submit_batch_for_review(sess, batch, _version(), **_sign_fields())
         flash(f"Batch {batch.lot_number} sent to QA review.", "success")
     return redirect(url_for("execution.batch_view", batch_id=batch.id))
 
@@ -169,14 +169,21 @@ def batch_submit_review(batch_id: int) -> Any:
     return _batch_action(batch_id, "submit")
 
 
-@bp.route("/batches/<int:batch_id>/exceptions/<int:exception_id>/review", methods=["POST"])
+@bp.route("/batches/<int:batch_id>/exception-reviews", methods=["POST"])
 @require("batches.review_exceptions")
-def exception_review(batch_id: int, exception_id: int) -> Any:
-    exc = db.session.get(BatchException, exception_id)
-    if exc is None or exc.batch_id != batch_id:
-        raise ValidationFailed("That exception is not part of this batch.")
-    review_exception(db.session, exc, form_value("review_comment"))
-    flash("Exception marked as reviewed.", "success")
+def exception_review(batch_id: int) -> Any:
+    ids = []
+    for raw in request.form.getlist("exception_id"):
+        try:
+            ids.append(int(raw))
+        except ValueError:
+            raise ValidationFailed("The form is damaged (exception). Reload the page.") from None
+    fields = _sign_fields()
+    fields.pop("comment")
+    review = review_exceptions(db.session, ops.get_batch(db.session, batch_id), ids, form_value("review_comment"),
+                               **fields)
+    count = len(review.covered.splitlines())
+    flash(f"Review decision signed for {count} exception{'s' if count != 1 else ''}.", "success")
     return redirect(url_for("execution.batch_view", batch_id=batch_id) + "#exceptions")
 
 
@@ -196,7 +203,7 @@ def _runner(batch_id: int, step_id: int, *, errors: dict[str, list[str]] | None 
         T + "step_runner.html", batch=batch, step=step, spec=step.spec, rows=entry_view_rows(step, current, history),
         errors=errors or {}, message=message, form=form or {}, signatures=signatures_for(sess, step),
         missing=ops.missing_entries(sess, step, current), due_at=ops.planned_start(step), due_by=ops.due_by(step),
-        late=ops.is_late(step), earlier_open=[s for s in steps[:index] if s.status != "complete"],
+        late=ops.is_late(step), early=ops.is_early(step), earliest=ops.earliest_start(step), earlier_open=[s for s in steps[:index] if s.status != "complete"],
         previous_step=steps[index - 1] if index > 0 else None,
         following_step=steps[index + 1] if index + 1 < len(steps) else None,
         history=history, values={k: e.value_number for k, e in current.items()},
@@ -236,14 +243,14 @@ def _step_post(batch_id: int, step_id: int, work: Any, success: str) -> Any:
 def step_take(batch_id: int, step_id: int) -> Any:
     return _step_post(batch_id, step_id, lambda sess, batch, step: ops.take_step(
         sess, step, current_user, reason=form_value("reason"), expected_version=_version()),
-        "You hold this step: nobody else can enter data in it until you sign or release it.")
+        "You have taken this step: nobody else can enter data in it until you sign it or let go of it.")
 
 
-@bp.route("/batches/<int:batch_id>/steps/<int:step_id>/release", methods=["POST"])
+@bp.route("/batches/<int:batch_id>/steps/<int:step_id>/let-go", methods=["POST"])
 @require("batches.execute")
-def step_release(batch_id: int, step_id: int) -> Any:
-    return _step_post(batch_id, step_id, lambda sess, batch, step: ops.release_step(
-        sess, step, current_user, take_over_reason=form_value("reason")), "Step released.")
+def step_let_go(batch_id: int, step_id: int) -> Any:
+    return _step_post(batch_id, step_id, lambda sess, batch, step: ops.let_go_of_step(
+        sess, step, current_user, take_over_reason=form_value("reason")), "You let go of the step: anyone on the floor can take it now.")
 
 
 def entry_inputs(step_spec: dict[str, Any]) -> dict[str, ops.EntryInput]:
@@ -417,16 +424,18 @@ def lot_new() -> Any:
     lot = material_ops.receive_lot(db.session, material, lot_number=form_value("lot_number"),
                                    expiry_date=_parse_date(form_value("expiry_date"), "expiry_date"),
                                    quantity=parse_number(quantity_text, "Quantity") if quantity_text else None,
-                                   supplier=form_value("supplier"), qc_status=form_value("qc_status") or "quarantined")
+                                   supplier=form_value("supplier"), qc_status="quarantined")
     flash(f"Lot {lot.lot_number} of {material.code} received ({lot.qc_status}).", "success")
     return redirect(url_for("execution.material_list"))
 
 
 @bp.route("/materials/lots/<int:lot_id>/status", methods=["POST"])
-@require("materials.manage")
+@require("materials.qc_status")
 def lot_status(lot_id: int) -> Any:
+    fields = _sign_fields()
+    fields.pop("comment")
     lot = material_ops.set_lot_qc_status(db.session, material_ops.get_lot(db.session, lot_id),
-                                         form_value("qc_status"), form_value("reason"))
+                                         form_value("qc_status"), form_value("reason"), **fields)
     flash(f"Lot {lot.lot_number} is now {lot.qc_status}.", "success")
     return redirect(url_for("execution.material_list"))
 

@@ -88,7 +88,9 @@ def make_batch(db_session: Any, seed_recipes: dict[str, Recipe], make_accepted_u
     def make(code: str = "MSNK", **unit_overrides: Any) -> Batch:
         unit = make_accepted_unit(**unit_overrides)
         with acting_as(Actor(people["supervisor"].id, people["supervisor"].username)):
-            batch = ops.start_batch(db_session, unit_id=unit.id, recipe_id=seed_recipes[code].id)
+            batch = ops.start_batch(db_session, unit_id=unit.id, recipe_id=seed_recipes[code].id,
+                                    username=people["supervisor"].username, password=PASSWORD,
+                                    current_user=people["supervisor"])
         db_session.commit()
         return batch
 

@@ -80,7 +80,8 @@ def build(sess: Session, *, batches: int = 1, operators: int = 2) -> dict[str, A
                 assets[prefix] = asset.code
             supervisor = users["supervisor"]
             with acting_as(Actor(supervisor.id, supervisor.username)):
-                batch = ops.start_batch(sess, unit_id=unit.id, recipe_id=msnk.id)
+                batch = ops.start_batch(sess, unit_id=unit.id, recipe_id=msnk.id, username=supervisor.username,
+                                        password=PASSWORD, current_user=supervisor)
             created.append({"batch_id": batch.id, "lot_number": batch.lot_number, "cabinet": assets["BSC"],
                             "incubator": assets["INC"], "bioreactor": assets["BR"],
                             "steps": [s.id for s in batch.steps]})

@@ -46,7 +46,7 @@ def test_api_runs_a_step_with_the_same_rules(client, api_headers, people, make_b
     assert len(deviations) == 1 and deviations[0]["automatic"]
 
 
-def test_api_recipes_materials_and_deviations(client, api_headers, people, seed_recipes):
+def test_api_recipes_materials_and_deviations(client, api_headers, people, seed_recipes, db_session):
     from tests.batches.execution.test_recipes import MINIMAL
 
     sup, qa = people["supervisor"], people["qa"]
@@ -74,9 +74,21 @@ def test_api_recipes_materials_and_deviations(client, api_headers, people, seed_
                       json={"material_code": "IL21", "lot_number": "X1", "expiry_date": "2031-01-01",
                             "quantity_received": 5})
     assert lot.status_code == 201 and lot.get_json()["qc_status"] == "quarantined"
-    released = client.put(f"/api/v1/materials/lots/{lot.get_json()['id']}/qc-status", headers=api_headers(sup),
-                          json={"qc_status": "released", "reason": "CoA reviewed"})
-    assert released.get_json()["qc_status"] == "released"
+    lot_status = f"/api/v1/materials/lots/{lot.get_json()['id']}/qc-status"
+    by_supervisor = client.put(lot_status, headers=api_headers(sup), json={
+        "qc_status": "released", "reason": "CoA reviewed", "username": sup.username, "password": PASSWORD})
+    assert by_supervisor.status_code == 403  # a lot's QC status belongs to QC/QA
+    unsigned = client.put(lot_status, headers=api_headers(qa), json={"qc_status": "released", "reason": "CoA reviewed"})
+    assert unsigned.status_code == 422
+    released = client.put(lot_status, headers=api_headers(qa), json={
+        "qc_status": "released", "reason": "CoA reviewed", "username": qa.username, "password": PASSWORD})
+    assert released.status_code == 200 and released.get_json()["qc_status"] == "released"
+    from app.signatures import signatures_for
+    from batches.execution.models import MaterialLot
+
+    signed = signatures_for(db_session, db_session.get(MaterialLot, lot.get_json()["id"]))
+    assert [(v.signature.meaning, v.signature.signer_username, v.valid) for v in signed] == [
+        ("released", qa.username, True)]
 
     opened = client.post("/api/v1/deviations", headers=api_headers(people["operator"]),
                          json={"title": "Spill", "description": "Medium spilled in the cabinet"})

@@ -54,5 +54,5 @@ def test_two_tablets_racing_for_the_same_step(floor):
         tablet_b.rollback()
     with Session(engine) as check:
         step = check.get(BatchStep, step_id)
-        assert step.held_by == info["users"]["operator0"]
+        assert step.taken_by == info["users"]["operator0"]
         assert [e.entry_key for e in step.entries] == ["din_matches"]

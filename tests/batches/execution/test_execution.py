@@ -1,5 +1,5 @@
 """Batch execution rules: start, typed entries and limits, deviations, materials, equipment, signatures,
-corrections, optimistic locking, step holding, exceptions from alarms and gaps."""
+corrections, optimistic locking, taking steps, exceptions from alarms and gaps."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from app.audit import audit_reason
 from app.db import utcnow
 from app.errors import Conflict, PermissionDenied, ReasonRequired, SignatureRefused, ValidationFailed
 from app.signatures import signatures_for
@@ -53,11 +54,12 @@ def test_start_refused_for_a_quarantined_unit_and_a_draft_recipe(db_session, mak
     sourcing.change_status(db_session, unit, "quarantine", reason="received", **sign_as(people["qa"]))
     db_session.commit()
     with as_user(people["supervisor"]), pytest.raises(Conflict, match="quarantine"):
-        ops.start_batch(db_session, unit_id=unit.id, recipe_id=seed_recipes["MSNK"].id)
+        ops.start_batch(db_session, unit_id=unit.id, recipe_id=seed_recipes["MSNK"].id, **sign_as(people["supervisor"]))
     accepted = make_accepted_unit()
     seed_recipes["MSNK"].status = "superseded"
     with as_user(people["supervisor"]), pytest.raises(Conflict, match="approved recipe"):
-        ops.start_batch(db_session, unit_id=accepted.id, recipe_id=seed_recipes["MSNK"].id)
+        ops.start_batch(db_session, unit_id=accepted.id, recipe_id=seed_recipes["MSNK"].id,
+                        **sign_as(people["supervisor"]))
 
 
 def test_exceptional_release_flag_follows_the_unit_into_the_batch(db_session, make_batch):
@@ -117,6 +119,9 @@ def test_hard_limit_breach_needs_confirmation_and_comment_and_opens_a_deviation(
     assert exc.kind == "out_of_limit" and exc.deviation_id == deviation.id
 
 
+AHEAD = "Engineering limits checked ahead of the plan"
+
+
 def _to_engineering(db_session, batch):
     """Mark the steps before the engineering phase complete, as the tests of its limits start there."""
     for step in batch.steps:
@@ -130,25 +135,25 @@ def test_mpb_sia1_above_2_mM_is_a_hard_breach(db_session, make_batch, people, st
     batch = make_batch("MSNK")
     _to_engineering(db_session, batch)
     step = step_of(batch, "mpb_start")
-    record(db_session, step, people["operator"], mpb_concentration="2.0")
+    record(db_session, step, people["operator"], mpb_concentration="2.0", reason=AHEAD)
     assert ops.current_entries(db_session, batch)["mpb_concentration"].limit_class == "green"
     batch2 = make_batch("MSNK")
     _to_engineering(db_session, batch2)
     with pytest.raises(ValidationFailed, match="outside the hard limits"):
-        record(db_session, step_of(batch2, "mpb_start"), people["operator"], mpb_concentration="2.1")
+        record(db_session, step_of(batch2, "mpb_start"), people["operator"], mpb_concentration="2.1", reason=AHEAD)
 
 
 def test_mpb_sia1_exposure_over_48_hours_is_a_hard_breach(db_session, make_batch, people, stock):
     batch = make_batch("MSNK")
     _to_engineering(db_session, batch)
     start = utcnow() - timedelta(hours=49)
-    record(db_session, step_of(batch, "mpb_start"), people["operator"], mpb_added_at=start.isoformat())
+    record(db_session, step_of(batch, "mpb_start"), people["operator"], mpb_added_at=start.isoformat(), reason=AHEAD)
     step_of(batch, "mpb_start").status = "complete"
     stop_step = step_of(batch, "mpb_stop")
     with pytest.raises(ValidationFailed, match="MPB-sia1 exposure") as refused:
-        record(db_session, stop_step, people["operator"], mpb_removed_at=utcnow().isoformat())
+        record(db_session, stop_step, people["operator"], mpb_removed_at=utcnow().isoformat(), reason=AHEAD)
     assert "mpb_exposure_hours" in refused.value.errors
-    record(db_session, stop_step, people["operator"], mpb_removed_at=utcnow().isoformat(),
+    record(db_session, stop_step, people["operator"], mpb_removed_at=utcnow().isoformat(), reason=AHEAD,
            mpb_exposure_hours=E(confirm=True, comment="Wash delayed by a cabinet alarm"))
     exposure = ops.current_entries(db_session, batch)["mpb_exposure_hours"]
     assert exposure.limit_class == "red" and exposure.value_number == pytest.approx(49, abs=0.05)
@@ -160,11 +165,11 @@ def test_exposure_within_48_hours_is_green_and_future_times_are_refused(db_sessi
     _to_engineering(db_session, batch)
     with pytest.raises(ValidationFailed, match="future"):
         record(db_session, step_of(batch, "mpb_start"), people["operator"],
-               mpb_added_at=(utcnow() + timedelta(hours=2)).isoformat())
+               mpb_added_at=(utcnow() + timedelta(hours=2)).isoformat(), reason=AHEAD)
     record(db_session, step_of(batch, "mpb_start"), people["operator"],
-           mpb_added_at=(utcnow() - timedelta(hours=47, minutes=30)).isoformat())
+           mpb_added_at=(utcnow() - timedelta(hours=47, minutes=30)).isoformat(), reason=AHEAD)
     step_of(batch, "mpb_start").status = "complete"
-    record(db_session, step_of(batch, "mpb_stop"), people["operator"], mpb_removed_at="now")
+    record(db_session, step_of(batch, "mpb_stop"), people["operator"], mpb_removed_at="now", reason=AHEAD)
     exposure = ops.current_entries(db_session, batch)["mpb_exposure_hours"]
     assert exposure.limit_class == "green" and 47.4 < exposure.value_number < 47.6
 
@@ -298,24 +303,24 @@ def test_stale_update_is_refused_and_does_not_overwrite(db_session, make_batch, 
     assert ops.current_entries(db_session, batch)["din_matches"].value_text == "pass"
 
 
-def test_two_people_cannot_hold_the_same_step(db_session, make_batch, people):
+def test_two_people_cannot_work_on_the_same_step(db_session, make_batch, people):
     batch = make_batch("MSNK")
     step = step_of(batch, "thaw")
     with as_user(people["operator"]):
         ops.take_step(db_session, step, people["operator"])
     with as_user(people["operator2"]):
-        with pytest.raises(Conflict, match="cannot hold the same step"):
+        with pytest.raises(Conflict, match="cannot work on the same step"):
             ops.take_step(db_session, step, people["operator2"])
-        with pytest.raises(Conflict, match="cannot hold the same step"):
+        with pytest.raises(Conflict, match="cannot work on the same step"):
             ops.record_entries(db_session, step, people["operator2"], {"din_matches": E(value="pass")},
                                expected_version=step.row_version)
         with pytest.raises(PermissionDenied):
-            ops.release_step(db_session, step, people["operator2"])
+            ops.let_go_of_step(db_session, step, people["operator2"])
     with as_user(people["supervisor"]):
-        ops.release_step(db_session, step, people["supervisor"], take_over_reason="Olivia went home ill")
+        ops.let_go_of_step(db_session, step, people["supervisor"], take_over_reason="Olivia went home ill")
     with as_user(people["operator2"]):
         ops.take_step(db_session, step, people["operator2"])
-    assert step.held_by == people["operator2"].username
+    assert step.taken_by == people["operator2"].username
 
 
 def test_out_of_order_and_late_steps_need_a_reason_and_become_exceptions(db_session, make_batch, people):
@@ -326,8 +331,9 @@ def test_out_of_order_and_late_steps_need_a_reason_and_become_exceptions(db_sess
             ops.take_step(db_session, later, people["operator"])
         ops.take_step(db_session, later, people["operator"], reason="Thaw done on the paper backup form")
     batch2 = make_batch("MSNK")
-    batch2.started_at = utcnow() - timedelta(days=1)
-    db_session.flush()
+    with audit_reason(db_session, "test: the batch started yesterday"):
+        batch2.started_at = utcnow() - timedelta(days=1)
+        db_session.flush()
     with as_user(people["operator"]):
         with pytest.raises(ReasonRequired, match="late"):
             ops.take_step(db_session, step_of(batch2, "thaw"), people["operator"])
@@ -356,7 +362,7 @@ def test_hold_resume_and_abort_with_qa_signature(db_session, make_batch, people,
         ops.abort_batch(db_session, batch, reason="Contamination seen at thaw", username=people["qa"].username,
                         password=PASSWORD, current_user=people["qa"])
     assert batch.status == "aborted"
-    assert [v.signature.meaning for v in signatures_for(db_session, batch)] == ["aborted"]
+    assert [v.signature.meaning for v in signatures_for(db_session, batch)] == ["started", "aborted"]
 
 
 def test_alarm_and_gap_during_occupancy_become_exceptions_of_the_batch(db_session, make_batch, people, new_asset,

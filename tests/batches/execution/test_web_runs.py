@@ -12,6 +12,9 @@ from batches.execution.models import Batch, BatchStep, Deviation
 from tests.conftest import PASSWORD
 
 
+AHEAD = "Whole batch run in one go for the test"  # every step after day 0 is ahead of its planned day
+
+
 def step_by_key(batch_id: int, key: str) -> BatchStep:
     return next(s for s in db.session.get(Batch, batch_id).steps if s.step_key == key)
 
@@ -20,7 +23,8 @@ def post_entries(client, batch_id: int, step: BatchStep, values: dict[str, str],
     page = client.get(f"/batches/{batch_id}/steps/{step.id}")
     assert page.status_code == 200
     version = re.search(r'name="version" value="(\d+)"', page.get_data(as_text=True)).group(1)
-    response = client.post(f"/batches/{batch_id}/steps/{step.id}/entries", data={**values, "version": version})
+    data = {"reason": AHEAD, **values, "version": version}
+    response = client.post(f"/batches/{batch_id}/steps/{step.id}/entries", data=data)
     assert response.status_code == expect, response.get_data(as_text=True)[:3000]
     return response
 
@@ -50,7 +54,8 @@ def start_through_page(client, login, supervisor, unit, recipe) -> int:
     login(supervisor)
     page = client.get("/batches/start")
     assert page.status_code == 200 and unit.din in page.get_data(as_text=True)
-    response = client.post("/batches/start", data={"unit_id": unit.id, "recipe_id": recipe.id})
+    response = client.post("/batches/start", data={"unit_id": unit.id, "recipe_id": recipe.id,
+                                                   "sign_username": supervisor.username, "sign_password": PASSWORD})
     assert response.status_code == 302, response.get_data(as_text=True)
     return int(re.search(r"/batches/(\d+)", response.headers["Location"]).group(1))
 
@@ -95,7 +100,10 @@ def test_whole_msnk_batch_through_the_web_pages(client, login, people, seed_reci
     assert "1.24 x 10^10" in page and "124% of theoretical" in page  # 1.3e10 x 95 % against 1e10
     assert "polyline" in page and "Growth curve" in page and "Open exceptions" in page
     assert client.post(f"/batches/{batch_id}/submit-review",
-                       data={"version": batch.row_version}).status_code == 302
+                       data={"version": batch.row_version}).status_code == 422  # unsigned: refused
+    assert client.post(f"/batches/{batch_id}/submit-review", data={
+        "version": batch.row_version, "sign_username": people["supervisor"].username,
+        "sign_password": PASSWORD}).status_code == 302
     assert db.session.get(Batch, batch_id).status == "in_review"
     # The equipment was released by the recipe's release entries.
     from equipment.models import Asset
