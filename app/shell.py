@@ -41,3 +41,19 @@ DEMO_DATA: list[Callable[[Any], None]] = []
 def register_demo_data(create: Callable[[Any], None]) -> None:
     if create not in DEMO_DATA:
         DEMO_DATA.append(create)
+
+
+# How a record is named on a page ("batch MSNK-261202-001", not "batch 1"): table -> callable taking the
+# session and the record's key and returning its name, or None when no such record exists.
+RECORD_NAMES: dict[str, Callable[[Any, str], str | None]] = {}
+
+
+def register_record_name(table: str, name: Callable[[Any, str], str | None]) -> None:
+    RECORD_NAMES[table] = name
+
+
+def record_name(sess: Any, table: str, record_id: str) -> str:
+    """The record as people name it; the table and key when its domain names none."""
+    namer = RECORD_NAMES.get(table)
+    shown = namer(sess, record_id) if namer is not None else None
+    return shown or f"{table.replace('_', ' ')} {record_id}"

@@ -102,6 +102,19 @@ def format_cells(value: float | int | None, digits: int = 2) -> str:
     return f"{text} x 10^{exponent}"
 
 
+def format_number(value: float | int | None) -> str:
+    """Any number on a page or in a record: powers of ten from 100 000 up (and below 0.001), as cell
+    counts are, otherwise plain decimals without trailing zeros; never '3e+07', '300000' or 'None'."""
+    if value is None:
+        return ""
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return "not a number"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return format_cells(value)
+    return f"{round(value, 4):.10g}"
+
+
 # --- request lifecycle --------------------------------------------------------------------------
 
 @login_manager.user_loader
@@ -473,8 +486,11 @@ def audit_verify() -> Any:
 def record_history_page(table: str, record_id: str) -> Any:
     if not re.fullmatch(r"[a-z_]{1,80}", table):
         abort(404)
+    from app.shell import record_name
+
     entries = record_history(table, record_id)
-    return render_template("app/record_history.html", table=table, record_id=record_id, entries=entries)
+    return render_template("app/record_history.html", table=table, record_id=record_id, entries=entries,
+                           name=record_name(db.session, table, record_id))
 
 
 def init_app(app: Flask) -> None:
@@ -490,6 +506,7 @@ def init_app(app: Flask) -> None:
     _register_error_handlers(app)
     app.jinja_env.filters["site_time"] = site_time
     app.jinja_env.filters["cells"] = format_cells
+    app.jinja_env.filters["number"] = format_number
     app.jinja_env.globals.update(can=lambda perm: can(current_user, perm), nav_items=NAV_ITEMS,
                                  signatures_for=lambda rec: signatures_for(db.session, rec),
                                  record_history=record_history, meanings=MEANINGS,

@@ -28,6 +28,12 @@ EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
 LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
 
 
+@bp.app_template_filter("security_label")
+def security_label(name: str | None) -> str:
+    """OPC UA calls no security "None": say it in words on a page."""
+    return "no security" if name in (None, "None") else name
+
+
 def _asset_state(asset: Any) -> dict[str, Any]:
     sess = db.session
     calibration = ops.service_status(sess, asset, "calibration")
@@ -80,7 +86,8 @@ def asset_new() -> Any:
 
 def _choices() -> dict[str, Any]:
     return {"asset_types": list(ASSET_TYPES.items()), "statuses": list(ASSET_STATUSES.items()),
-            "policies": [(p, p) for p in SECURITY_POLICIES], "modes": [(m, m) for m in SECURITY_MODES]}
+            "policies": [(p, security_label(p)) for p in SECURITY_POLICIES],
+            "modes": [(m, security_label(m)) for m in SECURITY_MODES]}
 
 
 def _window() -> tuple[Any, Any, str]:

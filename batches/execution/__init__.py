@@ -29,3 +29,23 @@ def init_app(app: Any, api: Any) -> None:
     register_nav("Materials", "execution.material_list", "materials.view", "Material lots, expiry and QC status", 31)
     register_nav("Deviations", "execution.deviation_list", "deviations.view", "Open and closed deviations", 32)
     register_demo_data(create_demo_data)
+    _register_record_names()
+
+
+def _register_record_names() -> None:
+    """Pages name batches by lot number, steps by lot and position, deviations by number."""
+    from app.shell import register_record_name
+    from batches.execution.models import Batch, BatchStep, Deviation, MaterialLot, Recipe
+
+    def named(model: Any, name: Any) -> Any:
+        def lookup(sess: Any, record_id: str) -> str | None:
+            record = sess.get(model, int(record_id)) if record_id.isdigit() else None
+            return None if record is None else name(record)
+        return lookup
+
+    register_record_name("batch", named(Batch, lambda b: f"batch {b.lot_number}"))
+    register_record_name("batch_step", named(BatchStep, lambda s: f"batch {s.batch.lot_number} step {s.position} "
+                                                                  f"({s.title})"))
+    register_record_name("deviation", named(Deviation, lambda d: f"deviation {d.number}"))
+    register_record_name("recipe", named(Recipe, lambda r: f"recipe {r.label}"))
+    register_record_name("material_lot", named(MaterialLot, lambda m: f"lot {m.lot_number} of {m.material.code}"))

@@ -15,6 +15,7 @@ from app import db
 from app.audit import audit_reason, current_actor
 from app.db import utcnow
 from app.errors import Conflict, ValidationFailed
+from app.web import format_number
 from batches.execution.models import Batch, BatchException, BatchStep, EquipmentOccupancy, ExceptionReview
 
 
@@ -93,7 +94,8 @@ def occupancies_of(sess: Session, batch: Batch) -> list[EquipmentOccupancy]:
 
 def _alarm_text(alarm: Any, occupancy: EquipmentOccupancy) -> str:
     return (f"Alarm on {occupancy.asset_code} while the batch was in it: {alarm.parameter} "
-            f"{alarm.limit_kind} limit {alarm.limit_value:g} {alarm.unit}, peak {alarm.peak_value:g}.")
+            f"{alarm.limit_kind} limit {format_number(alarm.limit_value)} {alarm.unit}, "
+            f"peak {format_number(alarm.peak_value)}.")
 
 
 def _gap_text(gap: Any, occupancy: EquipmentOccupancy) -> str:

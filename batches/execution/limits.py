@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import re
 from typing import Any, Mapping
 
 from app import numbers
@@ -35,19 +36,43 @@ def classify(value: float, spec: Mapping[str, Any]) -> str:
 
 def limits_text(spec: Mapping[str, Any]) -> str:
     """The limits of an entry in words, for the screen and the printed record."""
+    from app.web import format_number as n
+
     unit = spec.get("unit") or ""
     parts = []
     if spec.get("target") is not None:
-        parts.append(f"target {spec['target']:g} {unit}".strip())
+        parts.append(f"target {n(spec['target'])} {unit}".strip())
     for low, high, name in (("alert_low", "alert_high", "alert"), ("hard_low", "hard_high", "hard")):
         lo, hi = spec.get(low), spec.get(high)
         if lo is not None and hi is not None:
-            parts.append(f"{name} {lo:g}–{hi:g}")
+            parts.append(f"{name} {n(lo)}–{n(hi)}")
         elif lo is not None:
-            parts.append(f"{name} ≥ {lo:g}")
+            parts.append(f"{name} ≥ {n(lo)}")
         elif hi is not None:
-            parts.append(f"{name} ≤ {hi:g}")
+            parts.append(f"{name} ≤ {n(hi)}")
     return "; ".join(parts)
+
+
+_OPERATORS = {"*": "×", "/": "÷", "**": "^"}
+
+
+def readable_formula(expression: str, labels: Mapping[str, str]) -> str:
+    """A calculation as the operator reads it: entry labels instead of keys, × and ÷ instead of * and /."""
+    tokens = re.findall(r"\*\*|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\S", expression)
+    words = []
+    for token in tokens:
+        if token in labels:
+            words.append(labels[token])
+        elif token in _OPERATORS:
+            words.append(_OPERATORS[token])
+        elif re.fullmatch(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", token):
+            from app.web import format_number
+
+            words.append(format_number(float(token)))
+        else:
+            words.append(token)
+    text = " ".join(words)
+    return re.sub(r"\( ", "(", re.sub(r" \)", ")", re.sub(r" ,", ",", text)))
 
 
 # --- calculations ---------------------------------------------------------------------------------

@@ -147,6 +147,8 @@ def find_scanned_lot(sess: Session, material_code: str, scanned: str) -> Materia
 
 def consume(lot: MaterialLot, quantity: float) -> None:
     if quantity > lot.quantity_remaining:
-        raise ValidationFailed(f"Only {lot.quantity_remaining:g} {lot.material.unit} of lot {lot.lot_number} "
-                               f"remain; {quantity:g} cannot be used.")
+        from app.web import format_number
+
+        raise ValidationFailed(f"Only {format_number(lot.quantity_remaining)} {lot.material.unit} of lot "
+                               f"{lot.lot_number} remain; {format_number(quantity)} cannot be used.")
     lot.quantity_remaining = lot.quantity_remaining - quantity

@@ -21,6 +21,7 @@ from app.db import advisory_xact_lock, utcnow
 from app.errors import Conflict, NotFound, PermissionDenied, ReasonRequired, ValidationFailed
 from app.permissions import can
 from app.signatures import sign_record, signatures_for, void_signatures
+from app.web import format_number
 from batches.execution import limits
 from batches.execution.deviations import open_deviation
 from batches.execution.exceptions import raise_exception
@@ -36,6 +37,8 @@ from batches.execution.models import (
 from batches.execution.recipes import entry_specs, get_recipe, iter_steps
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The one refusal an operator can override, by confirming the value and commenting (a deviation opens)
+HARD_LIMIT_ERROR = "Outside the hard limits: confirm and comment."
 RELEASE_WORDS = {"1", "yes", "on", "true", "released", "done"}
 HOURS = 3600.0
 
@@ -428,7 +431,7 @@ def _parse_entry(sess: Session, batch: Batch, key: str, spec: dict[str, Any], ra
     if kind == "number":
         parsed.value_number = limits.parse_number(value, label)
         parsed.limit_class = limits.classify(parsed.value_number, spec)
-        parsed.value_text = f"{parsed.value_number:g}"
+        parsed.value_text = format_number(parsed.value_number)
     elif kind == "text":
         if not value:
             raise ValidationFailed(f"{label}: enter the text.", errors={key: ["Required."]})
@@ -525,7 +528,7 @@ def _red_needs_confirmation(parsed: ParsedEntry, raw: EntryInput) -> None:
         raise ValidationFailed(
             f"{what}: {shown} is outside the hard limits ({limits.limits_text(parsed.spec) or 'fail'}). Check the "
             "value; if it is right, confirm it and give a comment: a deviation will be opened.",
-            errors={parsed.key: ["Outside the hard limits: confirm and comment."]})
+            errors={parsed.key: [HARD_LIMIT_ERROR]})
 
 
 def _store_entry(sess: Session, step: BatchStep, parsed: ParsedEntry, user: Any,
@@ -621,7 +624,7 @@ def _planned_calculations(sess: Session, batch: Batch, current: dict[str, StepEn
             continue
         spec = specs[key]
         raw = inputs.get(key) or EntryInput()
-        parsed = ParsedEntry(key=key, spec=spec, value_text=f"{result:.4g}", value_number=result,
+        parsed = ParsedEntry(key=key, spec=spec, value_text=format_number(result), value_number=result,
                              limit_class=limits.classify(result, spec), comment=(raw.comment or "").strip() or None)
         _red_needs_confirmation(parsed, raw)
         changed.append(parsed)

@@ -33,10 +33,14 @@ def entry_view_rows(step: BatchStep, current: dict[str, StepEntry], history: lis
     """One row per entry of the step: its definition, current value and earlier (corrected) values.
 
     current: the batch's live entries; history: every entry row of this step."""
+    from batches.execution.limits import readable_formula
+
+    labels = {key: spec["label"] for key, spec in entry_specs(step.batch.recipe).items()}
     rows = []
     for spec in step.spec["entries"]:
         rows.append({"spec": spec, "entry": current.get(spec["key"]), "limits": limits_text(spec),
-                     "earlier": [e for e in history if e.entry_key == spec["key"] and e.is_voided]})
+                     "earlier": [e for e in history if e.entry_key == spec["key"] and e.is_voided],
+                     "formula": readable_formula(spec["expression"], labels) if spec.get("expression") else None})
     return rows
 
 

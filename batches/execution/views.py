@@ -19,8 +19,8 @@ from batches.execution import materials as material_ops
 from batches.execution import operations as ops
 from batches.execution import recipes as recipe_ops
 from batches.execution.exceptions import review_exceptions, reviews_of, sync_equipment_exceptions
-from batches.execution.limits import limits_text
-from batches.execution.models import DEVIATION_CLASSES, QC_STATUSES, Batch, StepEntry
+from batches.execution.limits import limits_text, readable_formula
+from batches.execution.models import DEVIATION_CLASSES, QC_STATUSES, Batch, Material, StepEntry
 from batches.execution.overview import batch_overview, entry_view_rows
 
 bp = Blueprint("execution", __name__, static_folder="static", static_url_path="/static/execution")
@@ -30,6 +30,20 @@ T = "batches/execution/"
 @bp.app_template_filter("limits_text")
 def _limits_text(spec: dict[str, Any]) -> str:
     return limits_text(spec)
+
+
+@bp.app_template_filter("formula")
+def _formula(expression: str, labels: dict[str, str]) -> str:
+    return readable_formula(expression, labels)
+
+
+@bp.app_template_filter("window")
+def _window(start: datetime, end: datetime) -> str:
+    """A due window in the site's time: the end's date is named when it is on another day."""
+    zone = site_zone()
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    shown = last.strftime("%H:%M") if first.date() == last.date() else last.strftime("%a %d %b %H:%M")
+    return f"{first:%a %d %b %H:%M} – {shown}"
 
 
 def _version() -> int | None:
@@ -199,10 +213,16 @@ def _runner(batch_id: int, step_id: int, *, errors: dict[str, list[str]] | None 
     history = [e for e in entries if e.step_id == step.id]
     steps = batch.steps
     index = steps.index(step)
+    errors = errors or {}
+    missing = ops.missing_entries(sess, step, current)
+    calculated = {e["label"] for e in step.spec["entries"] if e["type"] == "calculation"}
+    material_units = dict(sess.execute(select(Material.code, Material.unit)).all())
     return render_template(
         T + "step_runner.html", batch=batch, step=step, spec=step.spec, rows=entry_view_rows(step, current, history),
-        errors=errors or {}, message=message, form=form or {}, signatures=signatures_for(sess, step),
-        missing=ops.missing_entries(sess, step, current), due_at=ops.planned_start(step), due_by=ops.due_by(step),
+        errors=errors, message=message, form=form or {}, signatures=signatures_for(sess, step),
+        missing=missing, missing_typed=[m for m in missing if m not in calculated],
+        missing_calculated=[m for m in missing if m in calculated], material_units=material_units,
+        confirmable={key for key, msgs in errors.items() if ops.HARD_LIMIT_ERROR in msgs}, due_at=ops.planned_start(step), due_by=ops.due_by(step),
         late=ops.is_late(step), early=ops.is_early(step), earliest=ops.earliest_start(step), earlier_open=[s for s in steps[:index] if s.status != "complete"],
         previous_step=steps[index - 1] if index > 0 else None,
         following_step=steps[index + 1] if index + 1 < len(steps) else None,
@@ -311,7 +331,8 @@ def recipe_list() -> Any:
 @require("recipes.view")
 def recipe_view(recipe_id: int) -> Any:
     recipe = recipe_ops.get_recipe(db.session, recipe_id)
-    return render_template(T + "recipe_view.html", recipe=recipe, spec=recipe.spec,
+    labels = {key: spec["label"] for key, spec in recipe_ops.entry_specs(recipe).items()}
+    return render_template(T + "recipe_view.html", recipe=recipe, spec=recipe.spec, labels=labels,
                            steps=recipe_ops.iter_steps(recipe.spec), source=recipe_ops.recipe_as_toml(recipe),
                            signatures=signatures_for(db.session, recipe), history=record_history("recipe", recipe.id))
 

@@ -7,7 +7,8 @@ from typing import Any
 from app.permissions import ALL_ROLES, define_permissions
 
 define_permissions({
-    "sourcing.view": (ALL_ROLES, "See cord blood units, their eligibility, criteria results and custody"),
+    # clinicians see doses and their chain of identity, never donor eligibility or freezer positions
+    "sourcing.view": (ALL_ROLES - {"clinician"}, "See cord blood units, their eligibility, criteria results and custody"),
     "sourcing.receive": ({"operator", "supervisor"}, "Receive cord blood units"),
     "sourcing.custody": ({"operator", "supervisor", "qa"}, "Move cord blood units (remove, return, dispose)"),
     "sourcing.disposition": ({"qa"}, "Quarantine, accept, reject and exceptionally release cord blood units"),

@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite3'}"
     log = tempfile.TemporaryFile(mode="w+")  # the request log; a pipe left unread would stall the server
     process = subprocess.Popen([sys.executable, "-m", "tests.batches.execution.serve_scenario", url,
-                                "--batches", str(BATCHES)],
+                                "--batches", str(BATCHES), "--demo"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]

@@ -52,12 +52,37 @@ def test_live_limit_colour_while_typing(served, browser, batch):
     viability = browser.find_element(By.NAME, "mnc_viability")
     viability.send_keys("60")
     assert "out-limits" in viability.get_attribute("class")
+    word = browser.find_element(By.CSS_SELECTOR, '[data-word-for="mnc_viability"]')
+    assert word.text == "below the hard limit: out of limits"  # not colour alone
+    viability.clear()
+    viability.send_keys("80")
+    assert "alert-limits" in viability.get_attribute("class") and word.text == "below the alert limit"
     viability.clear()
     viability.send_keys("92")
-    assert "in-limits" in viability.get_attribute("class")
+    assert "in-limits" in viability.get_attribute("class") and word.text == "in limits"
     viability.clear()
     viability.send_keys("92,5")  # a decimal comma on a point site: no colour here, a message on saving
     assert not {"in-limits", "alert-limits", "out-limits"} & set(viability.get_attribute("class").split())
     viability.clear()
     viability.send_keys("9.25e1")
     assert "in-limits" in viability.get_attribute("class")
+
+
+def test_portrait_menu_collapses_and_long_steps_keep_their_save_button_in_reach(served, browser, batch):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, served, "operator0")
+    set_viewport(browser, 768, 1024)
+    browser.get(served["base"] + f"/batches/{batch['batch_id']}/steps/{batch['steps'][2]}")  # seeding: 5 entries
+    header = browser.find_element(By.CSS_SELECTOR, ".topbar")
+    assert header.size["height"] <= 130, header.size  # one or two rows, not three or four
+    nav = browser.find_element(By.CSS_SELECTOR, ".mainnav")
+    assert not nav.is_displayed()
+    browser.find_element(By.CSS_SELECTOR, ".nav-toggle-label").click()
+    assert nav.is_displayed() and nav.find_element(By.LINK_TEXT, "Batches").size["height"] >= 44
+    save = browser.find_element(By.ID, "save-entries")
+    top = browser.execute_script("window.scrollTo(0, 0); return arguments[0].getBoundingClientRect();", save)
+    assert top["bottom"] <= 1024, "Save entries is below the fold at the top of a long step"
+    set_viewport(browser, 1024, 768)
+    browser.get(served["base"] + "/batches/")
+    assert browser.find_element(By.CSS_SELECTOR, ".mainnav").is_displayed()  # landscape: the full menu

@@ -30,9 +30,21 @@
     function num(name) { var a = el.getAttribute("data-" + name); return a === null || a === "" ? null : parseFloat(a); }
     var hl = num("hard-low"), hh = num("hard-high"), al = num("alert-low"), ah = num("alert-high");
     if (hl === null && hh === null && al === null && ah === null) { return null; }
-    if ((hl !== null && v < hl) || (hh !== null && v > hh)) { return "out-limits"; }
-    if ((al !== null && v < al) || (ah !== null && v > ah)) { return "alert-limits"; }
-    return "in-limits";
+    // the words say what the colour says, for colour-blind operators
+    if (hl !== null && v < hl) { return ["out-limits", "below the hard limit: out of limits"]; }
+    if (hh !== null && v > hh) { return ["out-limits", "above the hard limit: out of limits"]; }
+    if (al !== null && v < al) { return ["alert-limits", "below the alert limit"]; }
+    if (ah !== null && v > ah) { return ["alert-limits", "above the alert limit"]; }
+    return ["in-limits", "in limits"];
+  }
+  function show(el, key, result) {
+    el.classList.remove("in-limits", "alert-limits", "out-limits");
+    var word = document.querySelector('[data-word-for="' + key + '"]');
+    if (result) { el.classList.add(result[0]); }
+    if (word) {
+      word.textContent = result ? result[1] : "";
+      word.className = "limit-word" + (result ? " " + result[0] : "");
+    }
   }
   // A tiny arithmetic evaluator: numbers, names, + - * / ( ), unary minus; the same language as the recipe.
   function evaluate(expr, values) {
@@ -51,7 +63,7 @@
     try { var r = sum(); return isFinite(r) ? r : null; } catch (e) { return null; }
   }
   function format(v) {
-    if (Math.abs(v) >= 1e5) { var e = Math.floor(Math.log10(Math.abs(v))); return (v / Math.pow(10, e)).toFixed(2) + " x 10^" + e; }
+    if (Math.abs(v) >= 1e5) { var e = Math.floor(Math.log10(Math.abs(v))); return (v / Math.pow(10, e)).toFixed(2).replace(/\.?0+$/, "") + " x 10^" + e; }
     return String(Math.round(v * 1000) / 1000);
   }
   function refresh() {
@@ -60,14 +72,14 @@
     if (known) { try { values = JSON.parse(known.textContent); } catch (e) { values = {}; } }
     document.querySelectorAll("input[data-number]").forEach(function (el) {
       var v = parseNumber(el.value);
-      el.classList.remove("in-limits", "alert-limits", "out-limits");
-      if (v !== null) { values[el.name] = v; var c = limitClass(v, el); if (c) { el.classList.add(c); } }
+      if (v !== null) { values[el.name] = v; }
+      show(el, el.name, v === null ? null : limitClass(v, el));
     });
     document.querySelectorAll("[data-expression]").forEach(function (el) {
       var v = evaluate(el.getAttribute("data-expression"), values);
-      el.classList.remove("in-limits", "alert-limits", "out-limits");
       el.textContent = v === null ? "" : format(v) + " " + (el.getAttribute("data-unit") || "");
-      if (v !== null) { var c = limitClass(v, el); if (c) { el.classList.add(c); } }
+      var word = el.nextElementSibling;
+      show(el, word ? word.getAttribute("data-word-for") : "", v === null ? null : limitClass(v, el));
     });
   }
   document.addEventListener("input", refresh);

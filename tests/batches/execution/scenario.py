@@ -51,7 +51,13 @@ def build(sess: Session, *, batches: int = 1, operators: int = 2) -> dict[str, A
     with acting_as(Actor(None, "scenario")):
         users = {"supervisor": create_user(sess, username="floor-supervisor", full_name="Sam Supervisor",
                                            password=PASSWORD, roles=["supervisor", "operator"]),
-                 "qa": create_user(sess, username="floor-qa", full_name="Quentin QA", password=PASSWORD, roles=["qa"])}
+                 "qa": create_user(sess, username="floor-qa", full_name="Quentin QA", password=PASSWORD, roles=["qa"]),
+                 "qc": create_user(sess, username="floor-qc", full_name="Quinn QC", password=PASSWORD,
+                                   roles=["qc_analyst"]),
+                 "clinician": create_user(sess, username="floor-clinician", full_name="Chris Clinician",
+                                          password=PASSWORD, roles=["clinician"]),
+                 "admin": create_user(sess, username="floor-admin", full_name="Alex Admin", password=PASSWORD,
+                                      roles=["admin"])}
         for n in range(operators):
             users[f"operator{n}"] = create_user(sess, username=f"floor-op{n}", full_name=f"Operator {n}",
                                                 password=PASSWORD, roles=["operator"])

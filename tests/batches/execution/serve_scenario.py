@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("database_url")
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--demo", action="store_true", help="add every domain's demo data (as `flask demo-data`)")
     args = parser.parse_args()
 
     from app import create_app, db
@@ -31,6 +32,12 @@ def main() -> None:
     app = create_app(config)
     info = scenario.build(db.session, batches=args.batches)
     db.session.commit()
+    if args.demo:
+        from app.shell import DEMO_DATA
+
+        for create in DEMO_DATA:
+            create(db.session)
+            db.session.commit()
     db.session.remove()
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     info["port"] = server.server_port

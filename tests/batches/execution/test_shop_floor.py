@@ -283,3 +283,74 @@ def test_claiming_a_step_never_says_hold_or_release(client, login, make_batch, p
     spec = client.get("/api/v1/openapi.json").get_json()
     step_paths = [p for p in spec["paths"] if "/steps/" in p]
     assert not [p for p in step_paths if re.search(r"hold|release", p)]
+
+
+# --- 11: clinicians see only what they need ------------------------------------------------------------
+
+def test_clinicians_see_no_cord_blood_units_donor_eligibility_or_freezer_positions(client, login, make_user,
+                                                                                   make_accepted_unit):
+    unit = make_accepted_unit()
+    login(make_user("clinician"))
+    home = client.get("/").get_data(as_text=True)
+    assert "Cord blood units" not in home and "Receive" not in home
+    assert client.get("/sourcing/units").status_code == 403
+    assert client.get(f"/sourcing/units/{unit.id}").status_code == 403
+
+
+def test_record_history_names_a_batch_by_its_lot_number(client, login, make_batch, people):
+    batch = make_batch("MSNK")
+    login(people["operator"])
+    page = client.get(f"/records/batch/{batch.id}/history").get_data(as_text=True)
+    assert f"History of batch {batch.lot_number}" in page and f"batch {batch.id}<" not in page
+    step = batch.steps[0]
+    page = client.get(f"/records/batch_step/{step.id}/history").get_data(as_text=True)
+    assert f"batch {batch.lot_number} step 1" in page
+
+
+# --- 9: what the pages say ----------------------------------------------------------------------------
+
+def test_numbers_limits_and_formulas_read_the_same_way_everywhere(seed_recipes):
+    from app.web import format_number
+    from batches.execution.limits import limits_text, readable_formula
+
+    assert [format_number(v) for v in (3e7, 300000, 92.0, 37.25, 2.0, 0.0, 1e-5, None)] == [
+        "3 x 10^7", "3 x 10^5", "92", "37.25", "2", "0", "1 x 10^-5", ""]
+    text = limits_text({"unit": "cells", "target": 5e7, "alert_low": 4e7, "alert_high": 6e7, "hard_low": 2e7})
+    assert text == "target 5 x 10^7 cells; alert 4 x 10^7–6 x 10^7; hard ≥ 2 x 10^7"
+    labels = {k: s["label"] for k, s in recipes.entry_specs(seed_recipes["MSNK"]).items()}
+    assert readable_formula("total_cells_d3 / seeded_cells", labels) == (
+        f"{labels['total_cells_d3']} ÷ {labels['seeded_cells']}")
+    assert readable_formula("(a - b) * 24", {"a": "Stop", "b": "Start"}) == "(Stop - Start) × 24"
+
+
+def test_the_step_page_names_units_windows_and_only_typed_missing_entries(client, login, db_session, make_batch,
+                                                                          people, stock):
+    batch = make_batch("MSNK")
+    _complete_steps_before(db_session, batch, "feed_day3")
+    step = step_of(batch, "feed_day3")
+    record(db_session, step, people["operator"], reason="Counted early", medium_lot_d3=ops.EntryInput(
+        value=stock["NK-MEDIUM"], quantity="100"))
+    db_session.commit()
+    login(people["operator"])
+    page = client.get(f"/batches/{batch.id}/steps/{step.id}").get_data(as_text=True)
+    assert "100 mL used" in page
+    assert "Calculated: total_cells_d3" not in page and "Calculated: Total cells ÷ Viable cells seeded" in page
+    missing = re.search(r"To sign as performed, record: ([^<]*)\.", page).group(1)
+    assert "Fold expansion" not in missing and "Viable cell density" in missing
+    start, end = ops.planned_start(step), ops.due_by(step)
+    assert f"{end:%a %d %b %H:%M}" in page  # a 24 h window names the day it ends
+    assert "None" not in page.split("</header>", 1)[1] and "e+0" not in page
+
+
+def test_the_confirm_box_is_offered_only_for_a_refusal_it_can_override(client, login, make_batch, people):
+    batch = make_batch("MSNK")
+    step = step_of(batch, "mnc_isolation")
+    login(people["operator"])
+    page = client.get(f"/batches/{batch.id}/steps/{step.id}").get_data(as_text=True)
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    typo = client.post(f"/batches/{batch.id}/steps/{step.id}/entries", data={
+        "version": version, "reason": "thaw on paper", "mnc_viability": "ninety"})
+    assert typo.status_code == 422 and "I checked the value" not in typo.get_data(as_text=True)
+    low = client.post(f"/batches/{batch.id}/steps/{step.id}/entries", data={
+        "version": version, "reason": "thaw on paper", "mnc_viability": "50"})
+    assert low.status_code == 422 and "I checked the value: it is right" in low.get_data(as_text=True)
