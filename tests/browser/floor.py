@@ -16,6 +16,7 @@ def set_viewport(driver: Any, width: int, height: int) -> None:
 
 
 def log_in(driver: Any, served: dict[str, Any], who: str) -> None:
+    driver.get(served["base"] + "/login")  # cookies are deleted for the page's own site
     driver.delete_all_cookies()
     driver.get(served["base"] + "/login")
     driver.find_element(By.NAME, "username").send_keys(served["users"][who])
