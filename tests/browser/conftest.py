@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite3'}"
     log = tempfile.TemporaryFile(mode="w+")  # the request log; a pipe left unread would stall the server
     process = subprocess.Popen([sys.executable, "-m", "tests.batches.execution.serve_scenario", url,
-                                "--batches", str(BATCHES), "--demo"],
+                                "--batches", str(BATCHES), "--car-batches", "1", "--demo"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]
@@ -42,7 +42,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             raise RuntimeError("the app server did not start: " + log.read())
         info = json.loads(line)
         info["base"] = f"http://127.0.0.1:{info['port']}"
-        info["free_batches"] = list(info["batches"])
+        info["free_batches"] = [b for b in info["batches"] if b["recipe"] == "MSNK"]
+        info["car_batches"] = [b for b in info["batches"] if b["recipe"] != "MSNK"]
         yield info
     finally:
         process.terminate()

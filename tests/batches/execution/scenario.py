@@ -38,7 +38,7 @@ def _intake(storage_slot: int) -> dict[str, Any]:
     return data
 
 
-def build(sess: Session, *, batches: int = 1, operators: int = 2) -> dict[str, Any]:
+def build(sess: Session, *, batches: int = 1, operators: int = 2, car_batches: int = 0) -> dict[str, Any]:
     """Create the floor; returns user names and the ids of the batches and their equipment."""
     from batches.execution import operations as ops
     from batches.execution.demo import create_demo_data
@@ -68,9 +68,11 @@ def build(sess: Session, *, batches: int = 1, operators: int = 2) -> dict[str, A
         criteria.approved_by = "scenario"
         sess.flush()
         msnk = sess.query(Recipe).filter_by(code="MSNK", status="approved").one()
+        car = sess.query(Recipe).filter_by(code="NKG2D-CAR-NK", status="approved").one()
         qa = users["qa"]
         created = []
-        for n in range(batches):
+        for n in range(batches + car_batches):
+            recipe = msnk if n < batches else car
             unit = sourcing.receive_unit(sess, CordBloodUnitIntakeSchema().load(_intake(n + 1)))
             for to in ("quarantine", "accepted"):
                 sourcing.change_status(sess, unit, to, reason="scenario", username=qa.username, password=PASSWORD,
@@ -86,9 +88,10 @@ def build(sess: Session, *, batches: int = 1, operators: int = 2) -> dict[str, A
                 assets[prefix] = asset.code
             supervisor = users["supervisor"]
             with acting_as(Actor(supervisor.id, supervisor.username)):
-                batch = ops.start_batch(sess, unit_id=unit.id, recipe_id=msnk.id, username=supervisor.username,
+                batch = ops.start_batch(sess, unit_id=unit.id, recipe_id=recipe.id, username=supervisor.username,
                                         password=PASSWORD, current_user=supervisor)
-            created.append({"batch_id": batch.id, "lot_number": batch.lot_number, "cabinet": assets["BSC"],
+            created.append({"batch_id": batch.id, "lot_number": batch.lot_number, "recipe": recipe.code,
+                            "cabinet": assets["BSC"],
                             "incubator": assets["INC"], "bioreactor": assets["BR"],
                             "steps": [s.id for s in batch.steps]})
         sess.flush()

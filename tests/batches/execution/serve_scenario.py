@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("database_url")
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--car-batches", type=int, default=0)
     parser.add_argument("--demo", action="store_true", help="add every domain's demo data (as `flask demo-data`)")
     args = parser.parse_args()
 
@@ -30,7 +31,7 @@ def main() -> None:
     config.DATABASE_URL = args.database_url
     config.INSTANCE_TMP = tempfile.mkdtemp(prefix="nkmes-browser-")
     app = create_app(config)
-    info = scenario.build(db.session, batches=args.batches)
+    info = scenario.build(db.session, batches=args.batches, car_batches=args.car_batches)
     db.session.commit()
     if args.demo:
         from app.shell import DEMO_DATA
