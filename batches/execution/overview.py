@@ -45,15 +45,17 @@ def entry_view_rows(step: BatchStep, current: dict[str, StepEntry], history: lis
 
 
 def growth_curve(batch: Batch, current: dict[str, StepEntry]) -> dict[str, list[CurvePoint]]:
-    """In-process results by metric, at the planned day of the step that recorded them."""
+    """In-process results by metric, at the time elapsed since the batch started when each was recorded
+    (not the step's planned day), to compare with the recipe's expected curve."""
     specs = entry_specs(batch.recipe)
-    days = {s.step_key: s.planned_day for s in batch.steps}
     curves: dict[str, list[CurvePoint]] = {}
     for key, spec in specs.items():
         metric = spec.get("curve")
         entry = current.get(key)
         if metric and entry is not None and entry.value_number is not None:
-            curves.setdefault(metric, []).append(CurvePoint(days[spec["step_key"]], entry.value_number, key,
+            counted = entry.occurred_at or entry.recorded_at
+            elapsed = max(0.0, (counted - batch.started_at).total_seconds() / 86400.0)
+            curves.setdefault(metric, []).append(CurvePoint(round(elapsed, 2), entry.value_number, key,
                                                             entry.limit_class))
     for points in curves.values():
         points.sort(key=lambda p: p.day)

@@ -354,3 +354,20 @@ def test_the_confirm_box_is_offered_only_for_a_refusal_it_can_override(client, l
     low = client.post(f"/batches/{batch.id}/steps/{step.id}/entries", data={
         "version": version, "reason": "thaw on paper", "mnc_viability": "50"})
     assert low.status_code == 422 and "I checked the value: it is right" in low.get_data(as_text=True)
+
+
+# --- 5: the growth curve on elapsed time ---------------------------------------------------------------
+
+def test_growth_curve_plots_the_time_since_the_start_not_the_recipe_day(db_session, make_batch, people, stock):
+    from app.audit import audit_reason
+    from batches.execution.overview import growth_curve
+
+    batch = make_batch("MSNK")
+    with audit_reason(db_session, "test: the batch started two days ago"):
+        batch.started_at = ops.utcnow() - timedelta(days=2)
+        db_session.flush()
+    _complete_steps_before(db_session, batch, "feed_day3")
+    record(db_session, step_of(batch, "feed_day3"), people["operator"], reason="Counted a day early",
+           total_cells_d3="1.5e8")
+    [point] = growth_curve(batch, ops.current_entries(db_session, batch))["total_cells"]
+    assert point.day == pytest.approx(2.0, abs=0.01)  # counted 2 days in, although the recipe plans day 3
