@@ -25,6 +25,9 @@ DEMO_UNITS = [  # DIN, TNC, HTLV result, status
     ("W123426000102", "2.4e9", "non_reactive", STATUS_ACCEPTED),
     ("W123426000103", "1.2e9", "non_reactive", STATUS_QUARANTINE),
     ("W123426000104", "1.6e9", "reactive", STATUS_QUARANTINE),
+    ("W123426000105", "2.1e9", "non_reactive", STATUS_ACCEPTED),
+    ("W123426000106", "1.9e9", "non_reactive", STATUS_ACCEPTED),
+    ("W123426000107", "2.6e9", "non_reactive", STATUS_ACCEPTED),
 ]
 
 
