@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -395,6 +396,33 @@ def gaps_in_window(sess: Session, asset_id: int, start: datetime, end: datetime 
     if end is not None:
         stmt = stmt.where(TelemetryGap.started_at < end)
     return list(sess.execute(stmt.order_by(TelemetryGap.started_at, TelemetryGap.id)).scalars())
+
+
+# A server clock further than this from the collector's is flagged on the asset page (source times
+# from that server may be off by as much).
+CLOCK_TOLERANCE_S = float(os.environ.get("EQUIPMENT_CLOCK_TOLERANCE_S", "2"))
+
+
+@dataclass
+class LinkStatus:
+    """What the asset page shows about the connection: last heard, server clock offset, per-tag intervals."""
+
+    alive_at: datetime | None
+    server_offset_s: float | None
+    subscriptions: dict[int, TelemetrySubscription]
+
+    @property
+    def clock_off(self) -> bool:
+        return self.server_offset_s is not None and abs(self.server_offset_s) > CLOCK_TOLERANCE_S
+
+
+def link_status(sess: Session, asset_id: int) -> LinkStatus:
+    link = sess.get(TelemetryLink, asset_id)
+    subs = sess.execute(select(TelemetrySubscription).join(Tag, Tag.id == TelemetrySubscription.tag_id)
+                        .where(Tag.asset_id == asset_id)).scalars()
+    return LinkStatus(from_us(link.alive_us) if link else None,
+                      None if link is None or link.server_offset_us is None else link.server_offset_us / 1e6,
+                      {s.tag_id: s for s in subs})
 
 
 def open_gaps(sess: Session, asset_id: int) -> list[TelemetryGap]:
