@@ -47,6 +47,7 @@ from equipment.registry import (
     record_service,
     service_status,
     set_asset_status,
+    set_capacity,
     start_usage,
     update_connection,
     update_tag,
@@ -69,6 +70,6 @@ __all__ = [
     "alarms_in_window", "alarms_needing_attention", "asset_usability", "chart_series", "check_asset_usable",
     "create_asset", "end_usage", "find_asset", "gap_opened", "gaps_in_window", "get_alarm", "get_asset", "get_tag",
     "latest_readings", "latest_service", "link_status", "list_assets", "open_gaps", "open_usages", "recent_alarms",
-    "record_service", "rejected_telemetry_count", "service_status", "set_asset_status", "shelve_alarm",
+    "record_service", "rejected_telemetry_count", "service_status", "set_asset_status", "set_capacity", "shelve_alarm",
     "shelved_alarms", "start_usage", "unshelve_alarm", "update_connection", "update_tag", "usage_log",
 ]

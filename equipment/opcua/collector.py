@@ -52,7 +52,7 @@ RELOAD_S_RANGE = (1.0, 3600.0)
 LOCK_CHECK_S_RANGE = (0.1, 60.0)
 # The server sends a keep-alive after this long without data: the heartbeat that runs alarm delays on the
 # clock and shows "connection alive", so it bounds how late an alarm on a steady value can be.
-KEEPALIVE_S = 1.0
+KEEPALIVE_S = 0.5
 # OPC UA's null DateTime (1601-01-01, FILETIME 0): "no timestamp", never a time.
 # Sampling interval asked for each tag: 0 = the fastest the server samples (it revises it to what it can).
 SAMPLING_INTERVAL_MS = 0.0
