@@ -338,3 +338,21 @@ def test_asset_page_says_out_of_limits_during_the_on_delay_heartbeat_clock_offse
     assert "clock differs from the collector&#39;s by 5.5 s" in page or "clock differs from the collector's by 5.5 s" in page
     assert "0 → 1000 ms / 500 → 500 ms" in page
     assert db_session.execute(select(Alarm).where(Alarm.tag_id == tag.id)).first() is None  # on-delay still running
+
+
+def test_api_browses_a_live_endpoint(client, make_user, api_headers, db_session, make_asset, make_tag,
+                                     browse_server):
+    asset = make_asset("BR-ROCK-10", asset_type="rocking_bioreactor", endpoint_url=browse_server.endpoint)
+    make_tag(asset, "pH", 7.0, 7.4, unit="", node_id="ns=2;s=BR-ROCK-09.pH")
+    headers = api_headers(make_user("admin"))
+    top = client.get(f"/api/v1/equipment/assets/{asset.id}/browse", headers=headers)
+    assert top.status_code == 200 and "ns=2;s=BR-ROCK-09" in [n["node_id"] for n in top.get_json()]
+    inside = client.get(f"/api/v1/equipment/assets/{asset.id}/browse", headers=headers,
+                        query_string={"node": "ns=2;s=BR-ROCK-09"}).get_json()
+    [ph] = [n for n in inside if n["node_id"] == "ns=2;s=BR-ROCK-09.pH"]
+    assert ph["node_class"] == "Variable" and ph["value"] == 7.2 and ph["mapped"] is True
+    bare = make_asset("BR-ROCK-11", asset_type="rocking_bioreactor")
+    refused = client.get(f"/api/v1/equipment/assets/{bare.id}/browse", headers=headers)
+    assert refused.status_code == 409 and "endpoint" in refused.get_json()["message"]
+    assert client.get(f"/api/v1/equipment/assets/{asset.id}/browse",
+                      headers=api_headers(make_user("operator"))).status_code == 403
