@@ -394,7 +394,9 @@ class EndpointSession:
                     break
                 log.warning("OPC UA %s: %s", self.config.url, exc or type(exc).__name__)
                 if not isinstance(exc, StaleSubscription):  # that gap is already recorded with its cause
-                    self._gap("connection_lost", f"{self.config.url}: {type(exc).__name__} {exc}".strip())
+                    # not assured since the server was last heard, not only since the loss was noticed
+                    self._gap("connection_lost", f"{self.config.url}: {type(exc).__name__} {exc}".strip(),
+                              at_us=self.last_alive_us if self.resumed else None)
             self.connected = False
             try:
                 await asyncio.wait_for(self._stop.wait(), self.reconnect_delay)
@@ -476,7 +478,8 @@ class EndpointSession:
                     pass
                 await client.check_connection()
                 if time.monotonic() - self.last_publish > self.stale_after:
-                    self._gap("stale_subscription", f"no notification or keep-alive for {self.stale_after:.0f} s")
+                    self._gap("stale_subscription", f"no notification or keep-alive for {self.stale_after:.0f} s",
+                              at_us=self.last_alive_us)
                     raise StaleSubscription("subscription stale")
         finally:
             self.connected = False
