@@ -272,6 +272,29 @@ def _iso_z(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
 
 
+MAX_REPUBLISH = 100  # at most this many missed notifications are asked for again at once
+
+
+async def republish(uaclient: Any, subscription_id: int, sequence: int) -> Any:
+    """OPC UA Republish: the notification message ``sequence`` again, or None when the server no longer has it."""
+    from asyncua import ua
+    from asyncua.ua.ua_binary import struct_from_binary
+
+    request = ua.RepublishRequest()
+    request.Parameters = ua.RepublishParameters(SubscriptionId=subscription_id, RetransmitSequenceNumber=sequence)
+    try:
+        data = await uaclient.protocol.send_request(request)
+        response = struct_from_binary(ua.RepublishResponse, data)
+        response.ResponseHeader.ServiceResult.check()
+    except Exception as exc:  # BadMessageNotAvailable, or the server does not support Republish
+        log.info("Republish of notification %d refused: %s", sequence, exc)
+        return None
+    message = response.NotificationMessage
+    if message.SequenceNumber != sequence or not message.NotificationData:
+        return None
+    return message
+
+
 class StaleSubscription(ConnectionError):
     """No notification or keep-alive within the stale limit: resubscribe on a new connection."""
 
@@ -348,16 +371,25 @@ class EndpointSession:
             return  # the connection itself was lost: recorded as connection_lost by the reconnect loop
         self._gap("stale_subscription", f"subscription status {code}")
 
-    def on_publish(self, message: Any) -> None:
-        """Check the notification sequence: a missed number is a gap (replayed data is not duplicated)."""
+    def missing_sequences(self, message: Any) -> list[int]:
+        """The sequence numbers between the last message received and this one (none were received)."""
+        if self.last_sequence is None:
+            return []
+        return list(range(self.last_sequence + 1, message.SequenceNumber))[-MAX_REPUBLISH:]
+
+    def on_publish(self, message: Any, recovered: Iterable[int] = ()) -> None:
+        """Check the notification sequence: a number neither received nor recovered by Republish is a gap."""
         self.last_publish = time.monotonic()
         sequence = message.SequenceNumber
         has_data = bool(message.NotificationData)
         if self.last_sequence is not None:
             expected = self.last_sequence + 1
-            if sequence > expected:
+            lost = [n for n in range(expected, sequence) if n not in set(recovered)]
+            if lost:
                 # the lost notifications came after the previous response: the gap starts there
-                self._gap("missed_sequence", f"notifications {expected} to {sequence - 1} not received",
+                span = f"{lost[0]} to {lost[-1]}" if len(lost) > 1 else f"{lost[0]}"
+                self._gap("missed_sequence", f"notifications {span} not received"
+                          + (f" ({len(set(recovered))} recovered by Republish)" if recovered else ""),
                           at_us=self.last_alive_us)
         if has_data:
             self.last_sequence = sequence
@@ -414,9 +446,22 @@ class EndpointSession:
         class SequencedSubscription(Subscription):
             async def publish_callback(self, publish_result: ua.PublishResult) -> None:
                 session.receipt_us = to_us(utcnow())
-                session.on_publish(publish_result.NotificationMessage)
+                message = publish_result.NotificationMessage
+                recovered = []
+                for number in session.missing_sequences(message):
+                    # the server keeps what it sent until acknowledged: ask again for what never arrived
+                    again = await republish(self.server, self.subscription_id, number)
+                    if again is not None:
+                        recovered.append(number)
+                        replay = ua.PublishResult()
+                        replay.SubscriptionId, replay.NotificationMessage = self.subscription_id, again
+                        await super().publish_callback(replay)
+                if recovered:
+                    log.info("%s: notification(s) %s recovered by Republish", session.config.url,
+                             ", ".join(map(str, recovered)))
+                session.on_publish(message, recovered)
                 await super().publish_callback(publish_result)
-                session.after_publish(publish_result.NotificationMessage)
+                session.after_publish(message)
 
         class RevisionRecorder:
             """The client as the subscription sees it, keeping what the server revised each monitored item to."""

@@ -128,3 +128,34 @@ def utcnow_us() -> int:
     from equipment.telemetry import to_us
 
     return to_us(utcnow())
+
+
+def test_a_notification_lost_on_the_way_is_recovered_by_republish_and_is_not_a_gap(rig, monkeypatch):
+    from asyncua.client.ua_client import UaClient
+
+    original = UaClient.publish
+    dropped: list[int] = []
+
+    async def lossy_publish(self: Any, acks: Any) -> Any:
+        response = await original(self, acks)
+        message = response.Parameters.NotificationMessage
+        if lose_next and not dropped and message.NotificationData:
+            dropped.append(message.SequenceNumber)  # this response never arrives: nothing acknowledges it
+            return await original(self, [])
+        return response
+
+    lose_next = False
+    monkeypatch.setattr(UaClient, "publish", lossy_publish)
+    collector = rig.collector()
+    try:
+        wait_for(lambda: collector.connected and rig.values())
+        lose_next = True
+        rig.set_temp(37.61)
+        wait_for(lambda: dropped, timeout=5)
+        time.sleep(0.2)
+        rig.set_temp(37.62)
+        wait_for(lambda: 37.62 in rig.values(), timeout=5)
+    finally:
+        collector.stop()
+    assert 37.61 in rig.values()  # the lost notification's value, recovered
+    assert [g for g in rig.gaps_while_running() if g.cause == "missed_sequence"] == []
