@@ -451,13 +451,6 @@ class Reading:
     def age_seconds(self) -> float | None:
         return None if self.age is None else self.age.total_seconds()
 
-    @property
-    def alive_age_seconds(self) -> float | None:
-        """Seconds since the connection was last known alive with this value still current."""
-        if self.alive_at is None or self.source_time is None or self.age is None:
-            return None
-        return max((self.age - (self.alive_at - self.source_time)).total_seconds(), 0.0)
-
 
 def _excursion_words(tag: Tag, value: float | None, good: bool) -> str | None:
     """In words, a value out of its limits while the on-delay runs (no alarm open on it)."""
