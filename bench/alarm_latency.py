@@ -7,7 +7,8 @@ to appear in the database. Target: the alarm within on-delay + 2 s, p99 over 20 
 Baseline, measured in the same run: the same excursion while the value keeps changing (a new sample
 every 100 ms), the case where an alarm is raised by samples alone.
 
-BENCH_DB=sqlite|postgresql (default both), BENCH_TRIALS (20), BENCH_ON_DELAY_S (1.0), BENCH_LOAD_TAGS (100).
+BENCH_DB=sqlite|postgresql (default both), BENCH_TRIALS (20), BENCH_ON_DELAY_S (1.0), BENCH_LOAD_TAGS (100),
+BENCH_PUBLISHING_MS (500, the collector's default publishing interval).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from tests.pg import free_port  # noqa: E402
 TRIALS = int(os.environ.get("BENCH_TRIALS", "20"))
 ON_DELAY = float(os.environ.get("BENCH_ON_DELAY_S", "1.0"))
 LOAD_TAGS = int(os.environ.get("BENCH_LOAD_TAGS", "100"))
+PUBLISHING_MS = float(os.environ.get("BENCH_PUBLISHING_MS", "500"))  # the collector's default
 BASELINE_TRIALS = max(5, TRIALS // 2)
 TARGET_S = ON_DELAY + 2.0
 
@@ -108,7 +110,7 @@ def run(backend: str) -> bool:
     tag_id = setup(url, load, trial)
     engine = make_engine(url)
     collector = Collector(url, spool_path=Path(tempfile.mkdtemp(prefix="nkmes-bench-")) / "spool.sqlite3",
-                          publishing_interval_ms=500, reload_interval=600).start_in_thread()
+                          publishing_interval_ms=PUBLISHING_MS, reload_interval=600).start_in_thread()
     try:
         deadline = time.monotonic() + 30
         while not collector.connected and time.monotonic() < deadline:
@@ -131,7 +133,7 @@ def run(backend: str) -> bool:
         if server is not None:
             server.stop()
     delays = {round((a.raised_at - a.excursion_started_at).total_seconds(), 6) for a in exact}
-    print(f"{backend}: ingest {rate:,.0f} samples/s from {LOAD_TAGS} load tags during the trials")
+    print(f"{backend}: publishing interval {PUBLISHING_MS:g} ms; ingest {rate:,.0f} samples/s from {LOAD_TAGS} load tags during the trials")
     print(f"{backend}: changing value (baseline, {len(baseline)} trials): median {statistics.median(baseline):.2f} s, "
           f"p99 {p99(baseline):.2f} s")
     print(f"{backend}: steady value ({len(steady)} trials): median {statistics.median(steady):.2f} s, "
