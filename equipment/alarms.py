@@ -1,8 +1,11 @@
-"""Limit alarms: the evaluator the collector runs on every good sample, and the operator actions.
+"""Limit alarms: the evaluator the collector runs on every good sample and on the clock, and the operator
+actions.
 
 ISA-18.2 practice: an excursion must persist for the on-delay before it alarms; once raised, the value
 must come back inside the limit by the deadband and stay there for the off-delay before the alarm
-clears. A signal chattering around a limit therefore gives one alarm, not dozens.
+clears. A signal chattering around a limit therefore gives one alarm, not dozens. OPC UA reports by exception,
+so a steady value sends nothing: the delays also run on the clock (``LimitEvaluator.tick``, driven by
+the collector's heartbeats), and an alarm is raised when its on-delay runs out, not at the next sample.
 Lifecycle: active -> acknowledged (comment, who) -> cleared; an alarm that returns to normal before it
 is acknowledged stays "returned" until someone acknowledges it. Shelving hides an alarm from the
 active list for at most ``MAX_SHELVE_MINUTES``; it is still recorded and still counts for the batch.
@@ -127,6 +130,26 @@ class LimitEvaluator:
         if self._exceeded(value) == self.limit_kind and self._more_extreme(value):
             self.peak = value
             return [AlarmEvent("peak", self.tag_id, at_us, value)]
+        return []
+
+    def tick(self, now_us: int) -> list[AlarmEvent]:
+        """The clock moved to ``now_us`` with the last value unchanged (the server reports by exception,
+        and a heartbeat says the connection is alive): an on-delay or off-delay that ran out by then takes
+        effect at the moment it ran out."""
+        if self.last_us is not None and now_us <= self.last_us:
+            return []
+        if self.state == "pending" and self.since_us is not None and now_us - self.since_us >= self.on_delay_us:
+            at_us = self.since_us + self.on_delay_us
+            self.state, self.returning_since_us = "alarm", None
+            self.last_us = max(self.last_us or at_us, at_us)
+            return [AlarmEvent("raise", self.tag_id, at_us, self.peak if self.peak is not None else 0.0,
+                               self.limit_kind, self._limit(self.limit_kind or "high"), self.since_us)]
+        if self.state == "alarm" and self.returning_since_us is not None \
+                and now_us - self.returning_since_us >= self.off_delay_us:
+            at_us = self.returning_since_us + self.off_delay_us
+            self.state, self.since_us, self.returning_since_us = "normal", None, None
+            self.last_us = max(self.last_us or at_us, at_us)
+            return [AlarmEvent("clear", self.tag_id, at_us, self.peak if self.peak is not None else 0.0)]
         return []
 
     def feed_restart(self, at_us: int, value: float) -> list[AlarmEvent]:

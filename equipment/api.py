@@ -8,13 +8,15 @@ from flask_smorest import Blueprint
 
 from app import db
 from app.api import API_PREFIX
-from app.errors import ValidationFailed
+from app.errors import Conflict, DomainError, ValidationFailed
 from app.permissions import require
 from equipment import operations as ops
 from equipment.schemas import (
     AcknowledgeSchema,
     AlarmSchema,
     AssetSchema,
+    BrowsedNodeSchema,
+    BrowseQuerySchema,
     ChartPointSchema,
     GapSchema,
     ReadingSchema,
@@ -50,6 +52,35 @@ class AssetItem(MethodView):
     @blp.response(200, AssetSchema)
     def get(self, asset_id: int) -> Any:
         return ops.get_asset(db.session, asset_id)
+
+
+class EndpointUnreachable(DomainError):
+    """The asset's OPC UA server did not answer the browse (down, refused, or timed out)."""
+
+    status_code = 502
+
+
+@blp.route("/assets/<int:asset_id>/browse")
+class AssetBrowse(MethodView):
+    @require("equipment.manage")
+    @blp.arguments(BrowseQuerySchema, location="query")
+    @blp.response(200, BrowsedNodeSchema(many=True))
+    def get(self, args: dict[str, Any], asset_id: int) -> Any:
+        """The children of a node on the asset's OPC UA endpoint, with current values of variables."""
+        import asyncio
+        from dataclasses import asdict
+
+        from equipment.opcua.browse import browse_children
+
+        asset = ops.get_asset(db.session, asset_id)
+        if not asset.endpoint_url:
+            raise Conflict("Set the OPC UA endpoint of this equipment first.")
+        try:
+            children = asyncio.run(browse_children(asset, args["node"]))
+        except Exception as exc:  # the endpoint is down, refuses us or has no such node: say so in plain words
+            raise EndpointUnreachable(f"Could not browse {asset.endpoint_url}: {type(exc).__name__} {exc}".strip())
+        mapped = {t.node_id for t in asset.tags}
+        return [{**asdict(c), "mapped": c.node_id in mapped} for c in children]
 
 
 @blp.route("/assets/<int:asset_id>/usability")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -65,6 +66,14 @@ ALARM_STATES = {
     "cleared": "Cleared",
 }
 LIMIT_KINDS = {"high": "High", "low": "Low"}
+# Which clock the time of a sample came from: the instrument's (source), the server's, or the collector's
+# receipt time when the server gave neither (OPC UA's null DateTime is never stored as a time).
+TIME_SOURCES = {0: "source timestamp", 1: "server timestamp", 2: "receipt time at the collector"}
+TIME_SOURCE, SERVER_TIME, RECEIPT_TIME = 0, 1, 2
+# Asset types that hold several records at once (cultures in an incubator, bags in a freezer); the
+# others are occupied by one record at a time.
+CONCURRENT_ASSET_TYPES = frozenset({"co2_incubator", "ln2_freezer", "dry_shipper"})
+MAX_CAPACITY = 100
 
 
 def _in(column: str, values: object) -> str:
@@ -82,6 +91,7 @@ class Asset(Audited, Base):
         CheckConstraint(_in("security_policy", SECURITY_POLICIES), name="security_policy_known"),
         CheckConstraint(_in("security_mode", SECURITY_MODES), name="security_mode_known"),
         CheckConstraint("(security_policy = 'None') = (security_mode = 'None')", name="security_policy_mode_match"),
+        CheckConstraint(f"capacity >= 1 AND capacity <= {MAX_CAPACITY}", name="capacity_range"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -95,6 +105,8 @@ class Asset(Audited, Base):
     security_mode: Mapped[str] = mapped_column(String(20), default="None")
     opc_username: Mapped[str | None] = mapped_column(String(120))
     opc_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    # how many records (batches, cleanings) may occupy the asset at once; above 1 only for CONCURRENT_ASSET_TYPES
+    capacity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime]
 
     tags: Mapped[list["Tag"]] = relationship(back_populates="asset", order_by="Tag.id")
@@ -189,6 +201,36 @@ class TelemetrySample(Base):
     server_us: Mapped[int | None] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float)
     status_code: Mapped[int] = mapped_column(BigInteger, default=0)
+    # which clock ``source_us`` came from (TIME_SOURCES); ``server_us`` is NULL when the server gave none
+    time_source: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+
+
+class TelemetryLink(Base):
+    """The collector's last word on an asset's connection: when the server was last heard (a data change
+    or a keep-alive), and how far the server's clock was from the collector's then.
+
+    Instrument status overwritten about once a second, so not audited per change; the gaps it leads to are."""
+
+    __tablename__ = "telemetry_link"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("equipment_asset.id"), primary_key=True)
+    alive_us: Mapped[int] = mapped_column(BigInteger)
+    server_offset_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TelemetrySubscription(Base):
+    """The sampling and publishing intervals the collector asked for on a tag, and what the server revised
+    them to, as of the last subscription (instrument status, logged by the collector too)."""
+
+    __tablename__ = "telemetry_subscription"
+
+    tag_id: Mapped[int] = mapped_column(ForeignKey("equipment_tag.id"), primary_key=True)
+    subscribed_us: Mapped[int] = mapped_column(BigInteger)
+    requested_sampling_ms: Mapped[float] = mapped_column(Float)
+    revised_sampling_ms: Mapped[float | None] = mapped_column(Float)
+    requested_publishing_ms: Mapped[float] = mapped_column(Float)
+    revised_publishing_ms: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str | None] = mapped_column(String(120))
 
 
 class TelemetryRollup(Base):
@@ -274,4 +316,4 @@ class Alarm(Audited, Base):
 
 
 __all__ = ["Asset", "ServiceRecord", "AssetUsage", "Tag", "TelemetrySample", "TelemetryRollup",
-           "TelemetryGap", "Alarm"]
+           "TelemetryGap", "Alarm", "TelemetryLink", "TelemetrySubscription"]

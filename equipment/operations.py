@@ -47,6 +47,7 @@ from equipment.registry import (
     record_service,
     service_status,
     set_asset_status,
+    set_capacity,
     start_usage,
     update_connection,
     update_tag,
@@ -58,6 +59,7 @@ from equipment.telemetry import (
     chart_series,
     gaps_in_window,
     latest_readings,
+    link_status,
     open_gaps,
     rejected_telemetry_count,
 )
@@ -67,7 +69,7 @@ __all__ = [
     "TelemetryGap", "Usability", "acknowledge_alarm", "add_tag", "alarm_cleared", "alarm_raised",
     "alarms_in_window", "alarms_needing_attention", "asset_usability", "chart_series", "check_asset_usable",
     "create_asset", "end_usage", "find_asset", "gap_opened", "gaps_in_window", "get_alarm", "get_asset", "get_tag",
-    "latest_readings", "latest_service", "list_assets", "open_gaps", "open_usages", "recent_alarms",
-    "record_service", "rejected_telemetry_count", "service_status", "set_asset_status", "shelve_alarm",
+    "latest_readings", "latest_service", "link_status", "list_assets", "open_gaps", "open_usages", "recent_alarms",
+    "record_service", "rejected_telemetry_count", "service_status", "set_asset_status", "set_capacity", "shelve_alarm",
     "shelved_alarms", "start_usage", "unshelve_alarm", "update_connection", "update_tag", "usage_log",
 ]

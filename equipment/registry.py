@@ -19,6 +19,8 @@ from app.numbers import NumberFormatError, parse_number
 from equipment.models import (
     ASSET_STATUSES,
     ASSET_TYPES,
+    CONCURRENT_ASSET_TYPES,
+    MAX_CAPACITY,
     SECURITY_MODES,
     SECURITY_POLICIES,
     SERVICE_KINDS,
@@ -114,7 +116,7 @@ def _set_connection(asset: Asset, endpoint_url: str | None, security_policy: str
 def create_asset(sess: Session, *, code: str, name: str, asset_type: str, location: str,
                  endpoint_url: str | None = None, security_policy: str = "None", security_mode: str = "None",
                  opc_username: str | None = None, opc_password: str | None = None,
-                 status: str = "available") -> Asset:
+                 status: str = "available", capacity: Any = 1) -> Asset:
     """Register a piece of equipment; its code is what operators scan."""
     code = _clean(code).upper()
     name, location, asset_type = _clean(name), _clean(location), _clean(asset_type)
@@ -132,16 +134,44 @@ def create_asset(sess: Session, *, code: str, name: str, asset_type: str, locati
         errors["status"] = ["Choose a status."]
     _check_lengths(errors, Asset, name=name, location=location)
     _validate_connection(errors, endpoint_url, security_policy, security_mode, opc_username)
+    places = _capacity(capacity, asset_type, errors)
     if errors:
         raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
     if find_asset(sess, code) is not None:
         raise Conflict(f"Equipment {code} is already registered.", errors={"code": ["Already registered."]})
     asset = Asset(code=code, name=name, asset_type=asset_type, location=location, status=status,
-                  created_at=utcnow())
+                  capacity=places, created_at=utcnow())
     _set_connection(asset, endpoint_url, security_policy, security_mode, opc_username, opc_password)
     sess.add(asset)
     sess.flush()
     return asset
+
+
+def _capacity(value: Any, asset_type: str, errors: dict[str, list[str]]) -> int:
+    """How many records may occupy the asset at once: a whole number, above 1 only where the type allows it."""
+    text = _clean(value) or "1"
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CAPACITY:
+        errors["capacity"] = [f"A whole number from 1 to {MAX_CAPACITY}."]
+        return 1
+    if int(text) > 1 and asset_type not in CONCURRENT_ASSET_TYPES:
+        errors["capacity"] = [f"A {ASSET_TYPES.get(asset_type, asset_type).lower()} holds one record at a time."]
+    return int(text)
+
+
+def set_capacity(sess: Session, asset: Asset, capacity: Any, reason: str) -> None:
+    """Change how many records may occupy the asset at once (not below those occupying it now)."""
+    reason = _require_reason(reason, "Changing the capacity")
+    errors: dict[str, list[str]] = {}
+    places = _capacity(capacity, asset.asset_type, errors)
+    if errors:
+        raise ValidationFailed("Please correct the highlighted fields.", errors=errors)
+    in_use = open_usages(sess, asset.id)
+    if places < len(in_use):
+        raise Conflict(f"{asset.code} is occupied by {len(in_use)} records now ({_usage_names(in_use)}); "
+                       f"end some first.", errors={"capacity": ["Below the records occupying it now."]})
+    with audit_reason(sess, reason):
+        asset.capacity = places
+    sess.flush()
 
 
 def update_connection(sess: Session, asset: Asset, *, endpoint_url: str | None, security_policy: str,
@@ -276,12 +306,14 @@ def check_asset_usable(sess: Session, asset_code: str, at: datetime | None = Non
 def asset_usability(sess: Session, asset: Asset, at: datetime | None = None,
                     calibration: ServiceStatus | None = None) -> Usability:
     """The same answer for an asset already loaded (with its calibration status, when already known)."""
-    if asset.status != "available":
+    users = open_usages(sess, asset.id) if asset.status == "in_use" else []
+    shared = asset.status == "in_use" and users and len(users) < (asset.capacity or 1)
+    if asset.status != "available" and not shared:
         reason = f"{asset.code} is {asset.status_label.lower()}"
-        if asset.status == "in_use":
-            users = open_usages(sess, asset.id)
-            if users:
-                reason += f" by {_usage_names(users)}"
+        if users:
+            reason += f" by {_usage_names(users)}"
+            if (asset.capacity or 1) > 1:
+                reason += f" (all {asset.capacity} places taken)"
         return Usability(False, reason + ".", asset)
     if calibration is None:
         calibration = service_status(sess, asset, "calibration", at)

@@ -1,6 +1,8 @@
 """Marshmallow schemas of the equipment REST API: shape and format; the rules are in operations."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from app.numbers import SiteNumber
@@ -19,6 +21,7 @@ class AssetSchema(Schema):
     security_mode = fields.Str(load_default="None", validate=validate.OneOf(SECURITY_MODES))
     opc_username = fields.Str(allow_none=True, load_default=None)
     opc_password = fields.Str(load_only=True, allow_none=True, load_default=None)
+    capacity = fields.Int(load_default=1, validate=validate.Range(min=1, max=100))
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -128,3 +131,22 @@ class ReadingSchema(Schema):
     age_seconds = fields.Float(allow_none=True)
     in_alarm = fields.Bool()
     good = fields.Bool()
+
+
+class BrowseQuerySchema(Schema):
+    node = fields.Str(load_default=None, validate=validate.Length(max=300),
+                      metadata={"description": "NodeId whose children to list (default: the Objects folder)"})
+
+
+class BrowsedNodeSchema(Schema):
+    node_id = fields.Str()
+    browse_name = fields.Str()
+    display_name = fields.Str()
+    node_class = fields.Str()
+    data_type = fields.Str(allow_none=True)
+    value = fields.Method("_value", allow_none=True)
+    mapped = fields.Bool(metadata={"description": "already a tag of this asset"})
+
+    def _value(self, node: dict[str, Any]) -> Any:
+        value = node["value"]
+        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)

@@ -14,4 +14,6 @@ _signals = Namespace()
 
 alarm_raised = _signals.signal("equipment.alarm-raised", doc="A limit alarm was raised: send(asset, alarm=alarm).")
 alarm_cleared = _signals.signal("equipment.alarm-cleared", doc="An alarm returned to normal: send(asset, alarm=alarm).")
+alarm_unshelved = _signals.signal("equipment.alarm-unshelved",
+                                  doc="An alarm's shelving ran out: send(asset, alarm=alarm).")
 gap_opened = _signals.signal("equipment.gap-opened", doc="A telemetry gap was opened: send(asset, gap=gap).")

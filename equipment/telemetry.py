@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from equipment import signals
 from equipment.alarms import AlarmEvent, LimitEvaluator
-from equipment.models import Alarm, Asset, Tag, TelemetryGap, TelemetryRollup, TelemetrySample
+from equipment.models import (Alarm, Asset, Tag, TelemetryGap, TelemetryLink, TelemetryRollup, TelemetrySample,
+                              TelemetrySubscription)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 US_PER_MINUTE = 60_000_000
@@ -43,10 +45,11 @@ class SampleIn:
     """One notification as received: tag, source and server timestamps, value, OPC UA status code."""
 
     tag_id: int
-    source_us: int
+    source_us: int  # the time used: source, else server, else receipt (``time_source`` says which)
     server_us: int | None
     value: float | None
     status_code: int = 0
+    time_source: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class GapEvent:
 
     ``action`` "open" opens a gap (unless one with the same cause is already open); "cause" re-labels
     the asset's open gap (a reconnect found the server restarted); "close" ends the asset's open gaps
-    (data is flowing again).
+    (data is flowing again) at ``at_us`` or at the first value stored after the gap began, whichever is
+    earlier; "restart" opens a gap from the last moment monitoring was assured (the newest stored sample
+    or heartbeat, known only once everything spooled before it is written) to ``at_us`` at the latest.
     """
 
     asset_id: int
@@ -66,7 +71,31 @@ class GapEvent:
     action: str = "open"
 
 
-SAMPLE_COLUMNS = ("tag_id", "source_us", "server_us", "value", "status_code")
+@dataclass(frozen=True)
+class Heartbeat:
+    """The server was heard at ``alive_us`` (collector clock): a publish response, with data or a keep-alive.
+
+    ``server_us`` is the server's clock at that moment (the response's PublishTime), when it gave one."""
+
+    asset_id: int
+    alive_us: int
+    server_us: int | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionRevision:
+    """What the collector asked of the server for one tag's subscription, and what the server granted."""
+
+    tag_id: int
+    subscribed_us: int
+    requested_sampling_ms: float
+    revised_sampling_ms: float | None
+    requested_publishing_ms: float
+    revised_publishing_ms: float | None
+    status: str | None = None
+
+
+SAMPLE_COLUMNS = ("tag_id", "source_us", "server_us", "value", "status_code", "time_source")
 
 ROLLUP_SQL = """
 INSERT INTO telemetry_rollup (tag_id, minute, min_value, max_value, mean_value, sample_count)
@@ -122,16 +151,19 @@ class IngestResult:
     alarms_cleared: int = 0
     gaps_opened: int = 0
     gaps_closed: int = 0
+    shelving_expired: int = 0
 
 
-def ingest(sess: Session, items: Sequence[SampleIn | GapEvent], state: IngestState) -> IngestResult:
-    """Write one unit of work: samples, rollups, alarms and gaps, in the order received. Never commits.
+def ingest(sess: Session, items: Sequence[Any], state: IngestState) -> IngestResult:
+    """Write one unit of work: samples, rollups, alarms, gaps and heartbeats, in the order received.
+    Never commits.
 
     On failure the caller rolls back and must restore ``state`` from a snapshot taken before.
     """
     result = IngestResult()
     dialect = sess.get_bind().dialect.name
     segment: list[SampleIn] = []
+    beats: dict[int, Heartbeat] = {}
     for item in items:
         if isinstance(item, SampleIn):
             segment.append(item)
@@ -139,10 +171,77 @@ def ingest(sess: Session, items: Sequence[SampleIn | GapEvent], state: IngestSta
         if segment:
             _ingest_samples(sess, dialect, segment, state, result)
             segment = []
-        _apply_gap_event(sess, item, result)
+        if isinstance(item, SubscriptionRevision):
+            _store_subscription(sess, dialect, item)
+            continue
+        if isinstance(item, Heartbeat):
+            if not state.tags:
+                state.load(sess)
+            _evaluate_alarms_on_clock(sess, item, state, result)
+            beats[item.asset_id] = item
+        else:
+            if beats:  # a restart gap starts after the heartbeats before it
+                _store_heartbeats(sess, dialect, beats)
+                beats = {}
+            _apply_gap_event(sess, item, result)
     if segment:
         _ingest_samples(sess, dialect, segment, state, result)
+    if beats:
+        _store_heartbeats(sess, dialect, beats)
     return result
+
+
+def _store_subscription(sess: Session, dialect: str, item: SubscriptionRevision) -> None:
+    if sess.get(Tag, item.tag_id) is None:  # a tag removed since: nothing to show it on
+        return
+    table = TelemetrySubscription.__table__
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    values = {name: getattr(item, name) for name in ("tag_id", "subscribed_us", "requested_sampling_ms",
+                                                      "revised_sampling_ms", "requested_publishing_ms",
+                                                      "revised_publishing_ms", "status")}
+    sess.execute(insert.values(**values).on_conflict_do_update(
+        index_elements=["tag_id"], set_={k: v for k, v in values.items() if k != "tag_id"}))
+
+
+def _store_heartbeats(sess: Session, dialect: str, beats: dict[int, Heartbeat]) -> None:
+    """Keep the newest heartbeat of each asset (one row per asset, overwritten)."""
+    table = TelemetryLink.__table__
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    rows = [{"asset_id": b.asset_id, "alive_us": b.alive_us,
+             "server_offset_us": None if b.server_us is None else b.server_us - b.alive_us} for b in beats.values()]
+    stmt = insert.on_conflict_do_update(index_elements=["asset_id"], set_={
+        "alive_us": insert.excluded.alive_us, "server_offset_us": insert.excluded.server_offset_us})
+    known = set(sess.execute(select(Asset.id).where(Asset.id.in_([r["asset_id"] for r in rows]))).scalars())
+    rows = [r for r in rows if r["asset_id"] in known]
+    if rows:
+        sess.execute(stmt, rows)
+
+
+def _evaluate_alarms_on_clock(sess: Session, beat: Heartbeat, state: IngestState, result: IngestResult) -> None:
+    """A heartbeat says each tag of the asset still has its last value at ``alive_us``: on-delays and
+    off-delays that ran out by then raise or clear their alarm, with no new sample needed."""
+    events: list[AlarmEvent] = []
+    for tag_id, (asset_id, _parameter, _unit) in state.tags.items():
+        evaluator = state.evaluators.get(tag_id)
+        if asset_id == beat.asset_id and evaluator is not None:
+            events.extend(evaluator.tick(beat.alive_us))
+    _apply_alarm_events(sess, events, state, result)
+
+
+def expire_shelving(sess: Session, result: IngestResult | None = None, at: datetime | None = None) -> int:
+    """End every shelving whose time is up: the alarm is back on the active list, said so in its audit trail."""
+    from app.audit import audit_reason
+
+    now = at or utcnow()
+    expired = sess.execute(select(Alarm).where(Alarm.shelved_until.is_not(None), Alarm.shelved_until <= now)).scalars().all()
+    for alarm in expired:
+        with audit_reason(sess, f"shelving expired at {alarm.shelved_until.isoformat()}: alarm back on the active list"):
+            alarm.shelved_until = None
+        sess.flush()
+        signals.alarm_unshelved.send(sess.get(Asset, alarm.asset_id), alarm=alarm)
+    if result is not None:
+        result.shelving_expired += len(expired)
+    return len(expired)
 
 
 def _ingest_samples(sess: Session, dialect: str, samples: list[SampleIn], state: IngestState,
@@ -156,7 +255,7 @@ def _ingest_samples(sess: Session, dialect: str, samples: list[SampleIn], state:
     result.offered += len(samples)
     sess.execute(sample_insert(dialect), [
         {"tag_id": s.tag_id, "source_us": s.source_us, "server_us": s.server_us, "value": s.value,
-         "status_code": s.status_code} for s in samples])
+         "status_code": s.status_code, "time_source": s.time_source} for s in samples])
     ranges: dict[int, list[int]] = {}
     for s in samples:
         span = ranges.setdefault(s.tag_id, [s.source_us, s.source_us])
@@ -177,6 +276,10 @@ def _evaluate_alarms(sess: Session, samples: list[SampleIn], state: IngestState,
         evaluator = state.evaluators.get(s.tag_id)
         if evaluator is not None:
             events.extend(evaluator.feed(s.source_us, s.value))
+    _apply_alarm_events(sess, events, state, result)
+
+
+def _apply_alarm_events(sess: Session, events: list[AlarmEvent], state: IngestState, result: IngestResult) -> None:
     if not events:
         return
     peaks: dict[int, float] = {}
@@ -225,13 +328,18 @@ def _close_gaps_on_good_data(sess: Session, samples: list[SampleIn], state: Inge
             tag_gaps[gap.tag_id] = gap
     for s in sorted(samples, key=lambda s: s.source_us):
         asset_id, parameter, _unit = state.tags[s.tag_id]
+        at = from_us(s.source_us)
         if is_good(s.status_code) and s.value is not None:
-            for gap in asset_gaps.pop(asset_id, []):
-                gap.ended_at = max(from_us(s.source_us), gap.started_at)
+            # a value from before the gap began (a replay after a reconnect) says nothing about the gap
+            ending = [g for g in asset_gaps.get(asset_id, []) if g.started_at < at]
+            for gap in ending:
+                gap.ended_at = at
+                asset_gaps[asset_id].remove(gap)
                 result.gaps_closed += 1
-            gap = tag_gaps.pop(s.tag_id, None)
-            if gap is not None:
-                gap.ended_at = max(from_us(s.source_us), gap.started_at)
+            gap = tag_gaps.get(s.tag_id)
+            if gap is not None and gap.started_at < at:
+                gap.ended_at = at
+                del tag_gaps[s.tag_id]
                 result.gaps_closed += 1
         elif s.tag_id not in tag_gaps:
             tag_gaps[s.tag_id] = _open_gap(sess, GapEvent(asset_id, "bad_quality", s.source_us,
@@ -261,6 +369,13 @@ def _apply_gap_event(sess: Session, event: GapEvent, result: IngestResult) -> No
             result.gaps_closed += 1
         sess.flush()
         return
+    if event.action == "restart":
+        if open_gaps:  # a clean stop already opened the gap at the moment it stopped
+            return
+        assured = _last_assured_us(sess, event.asset_id)
+        if assured is None:  # never collected before: nothing was missed
+            return
+        event = GapEvent(event.asset_id, event.cause, min(assured + 1, event.at_us), event.detail, None, "open")
     if event.action == "cause":
         for gap in open_gaps:
             gap.cause = event.cause
@@ -283,6 +398,33 @@ def gaps_in_window(sess: Session, asset_id: int, start: datetime, end: datetime 
     return list(sess.execute(stmt.order_by(TelemetryGap.started_at, TelemetryGap.id)).scalars())
 
 
+# A server clock further than this from the collector's is flagged on the asset page (source times
+# from that server may be off by as much).
+CLOCK_TOLERANCE_S = float(os.environ.get("EQUIPMENT_CLOCK_TOLERANCE_S", "2"))
+
+
+@dataclass
+class LinkStatus:
+    """What the asset page shows about the connection: last heard, server clock offset, per-tag intervals."""
+
+    alive_at: datetime | None
+    server_offset_s: float | None
+    subscriptions: dict[int, TelemetrySubscription]
+
+    @property
+    def clock_off(self) -> bool:
+        return self.server_offset_s is not None and abs(self.server_offset_s) > CLOCK_TOLERANCE_S
+
+
+def link_status(sess: Session, asset_id: int) -> LinkStatus:
+    link = sess.get(TelemetryLink, asset_id)
+    subs = sess.execute(select(TelemetrySubscription).join(Tag, Tag.id == TelemetrySubscription.tag_id)
+                        .where(Tag.asset_id == asset_id)).scalars()
+    return LinkStatus(from_us(link.alive_us) if link else None,
+                      None if link is None or link.server_offset_us is None else link.server_offset_us / 1e6,
+                      {s.tag_id: s for s in subs})
+
+
 def open_gaps(sess: Session, asset_id: int) -> list[TelemetryGap]:
     return list(sess.execute(select(TelemetryGap).where(TelemetryGap.asset_id == asset_id,
                                                         TelemetryGap.ended_at.is_(None))).scalars())
@@ -302,18 +444,35 @@ class Reading:
     good: bool
     low_limit: float | None = None
     high_limit: float | None = None
+    alive_at: datetime | None = None  # the server was last heard (data or keep-alive): the value still held then
+    excursion: str | None = None  # out of limits, not (yet) alarmed: what and after how long it alarms
 
     @property
     def age_seconds(self) -> float | None:
         return None if self.age is None else self.age.total_seconds()
 
 
+def _excursion_words(tag: Tag, value: float | None, good: bool) -> str | None:
+    """In words, a value out of its limits while the on-delay runs (no alarm open on it)."""
+    if value is None or not good:
+        return None
+    if tag.high_limit is not None and value > tag.high_limit:
+        where = f"above the high limit {f'{tag.high_limit:g}'} {tag.unit}".rstrip()
+    elif tag.low_limit is not None and value < tag.low_limit:
+        where = f"below the low limit {f'{tag.low_limit:g}'} {tag.unit}".rstrip()
+    else:
+        return None
+    return f"{where}; alarm if it lasts {f'{tag.on_delay_s:g}'} s"
+
+
 def latest_readings(sess: Session, asset_id: int, at: datetime | None = None) -> list[Reading]:
-    """Latest value of each active tag of an asset, with its age and whether its alarm is open."""
+    """Latest value of each active tag of an asset, with its age, whether its alarm is open, when the
+    connection was last known alive, and whether it is out of limits awaiting its on-delay."""
     now = at or utcnow()
     tags = sess.execute(select(Tag).where(Tag.asset_id == asset_id, Tag.active.is_(True)).order_by(Tag.id)).scalars()
     alarmed = set(sess.execute(select(Alarm.tag_id).where(Alarm.asset_id == asset_id,
                                                           Alarm.cleared_at.is_(None))).scalars())
+    alive_us = sess.execute(select(TelemetryLink.alive_us).where(TelemetryLink.asset_id == asset_id)).scalar_one_or_none()
     readings = []
     for tag in tags:
         row = sess.execute(
@@ -321,9 +480,12 @@ def latest_readings(sess: Session, asset_id: int, at: datetime | None = None) ->
             .where(TelemetrySample.tag_id == tag.id).order_by(TelemetrySample.source_us.desc()).limit(1)
         ).first()
         source = from_us(row.source_us) if row else None
+        good = bool(row) and is_good(row.status_code)
+        alive = from_us(alive_us) if alive_us is not None and row and alive_us >= row.source_us else None
+        in_alarm = tag.id in alarmed
         readings.append(Reading(tag.id, tag.parameter, row.value if row else None, tag.unit, source,
-                                (now - source) if source else None, tag.id in alarmed,
-                                bool(row) and is_good(row.status_code), tag.low_limit, tag.high_limit))
+                                (now - source) if source else None, in_alarm, good, tag.low_limit, tag.high_limit,
+                                alive, None if in_alarm or not row else _excursion_words(tag, row.value, good)))
     return readings
 
 
@@ -381,6 +543,15 @@ def raw_samples(sess: Session, tag_id: int, start: datetime, end: datetime, limi
     if limit:
         stmt = stmt.limit(limit)
     return list(sess.execute(stmt).scalars())
+
+
+def _last_assured_us(sess: Session, asset_id: int) -> int | None:
+    """The last moment the asset's monitoring is known to have been assured: its newest stored sample or
+    the last heartbeat, whichever is later (a heartbeat is written only after the samples received before it)."""
+    newest = last_sample_us(sess, asset_id)
+    alive = sess.execute(select(TelemetryLink.alive_us).where(TelemetryLink.asset_id == asset_id)).scalar_one_or_none()
+    candidates = [t for t in (newest, alive) if t is not None]
+    return max(candidates) if candidates else None
 
 
 def last_sample_us(sess: Session, asset_id: int) -> int | None:

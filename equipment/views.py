@@ -14,6 +14,7 @@ from app.errors import DomainError, ValidationFailed
 from app.permissions import require
 from app.web import form_value, parse_local_datetime, safe_next, site_time, site_zone
 from equipment import operations as ops
+from equipment.telemetry import CLOCK_TOLERANCE_S
 from equipment.chart import render_svg
 from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
 from equipment.schemas import TAG_BOUNDS
@@ -126,6 +127,7 @@ def asset_page(asset_id: int) -> Any:
         maintenance=ops.service_status(db.session, asset, "maintenance"),
         usages=ops.usage_log(db.session, asset.id), statuses=list(ASSET_STATUSES.items()),
         max_shelve=ops.MAX_SHELVE_MINUTES, chart_args={"start": start.isoformat(), "end": end.isoformat()},
+        link=ops.link_status(db.session, asset.id), clock_tolerance=CLOCK_TOLERANCE_S,
     )
 
 

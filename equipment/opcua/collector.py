@@ -40,7 +40,8 @@ from app.db import lock_key, make_engine, utcnow
 from equipment.models import Asset, Tag
 from equipment.opcua.service import STOP_SIGNALS, run_until_signalled
 from equipment.opcua.writer import TelemetryWriter
-from equipment.telemetry import GapEvent, SampleIn, last_sample_us, to_us
+from equipment.models import RECEIPT_TIME, SERVER_TIME, TIME_SOURCE
+from equipment.telemetry import GapEvent, Heartbeat, SampleIn, SubscriptionRevision, to_us
 
 log = logging.getLogger("equipment.collector")
 
@@ -49,6 +50,13 @@ PUBLISHING_MS_RANGE = (50.0, 60_000.0)
 RECONNECT_S_RANGE = (0.1, 300.0)
 RELOAD_S_RANGE = (1.0, 3600.0)
 LOCK_CHECK_S_RANGE = (0.1, 60.0)
+# The server sends a keep-alive after this long without data: the heartbeat that runs alarm delays on the
+# clock and shows "connection alive", so it bounds how late an alarm on a steady value can be.
+KEEPALIVE_S = 0.5
+# OPC UA's null DateTime (1601-01-01, FILETIME 0): "no timestamp", never a time.
+# Sampling interval asked for each tag: 0 = the fastest the server samples (it revises it to what it can).
+SAMPLING_INTERVAL_MS = 0.0
+NULL_OPC_DATETIME_US = to_us(datetime(1601, 1, 1, tzinfo=timezone.utc))
 # Lock connection: a cut network must fail a check within seconds, not after the kernel's TCP retries.
 LOCK_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
@@ -239,11 +247,52 @@ def _as_float(value: Any) -> float | None:
 
 
 def _datetime_us(value: datetime | None) -> int | None:
+    """UTC microseconds of an OPC UA DateTime; None for a missing or null one (1601-01-01 or earlier)."""
     if value is None:
         return None
     if value.tzinfo is None:  # asyncua decodes OPC UA DateTime as naive UTC
         value = value.replace(tzinfo=timezone.utc)
-    return to_us(value)
+    us = to_us(value)
+    return None if us <= NULL_OPC_DATETIME_US else us
+
+
+def time_used(source_us: int | None, server_us: int | None, receipt_us: int) -> tuple[int, int]:
+    """The time a sample is stored at, and which clock it came from: source, else server, else receipt."""
+    if source_us is not None:
+        return source_us, TIME_SOURCE
+    if server_us is not None:
+        return server_us, SERVER_TIME
+    return receipt_us, RECEIPT_TIME
+
+
+def _iso_z(value: datetime) -> str:
+    """A UTC time as ISO 8601 with a Z, whether asyncua gave it naive or aware."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+
+
+MAX_REPUBLISH = 100  # at most this many missed notifications are asked for again at once
+
+
+async def republish(uaclient: Any, subscription_id: int, sequence: int) -> Any:
+    """OPC UA Republish: the notification message ``sequence`` again, or None when the server no longer has it."""
+    from asyncua import ua
+    from asyncua.ua.ua_binary import struct_from_binary
+
+    request = ua.RepublishRequest()
+    request.Parameters = ua.RepublishParameters(SubscriptionId=subscription_id, RetransmitSequenceNumber=sequence)
+    try:
+        data = await uaclient.protocol.send_request(request)
+        response = struct_from_binary(ua.RepublishResponse, data)
+        response.ResponseHeader.ServiceResult.check()
+    except Exception as exc:  # BadMessageNotAvailable, or the server does not support Republish
+        log.info("Republish of notification %d refused: %s", sequence, exc)
+        return None
+    message = response.NotificationMessage
+    if message.SequenceNumber != sequence or not message.NotificationData:
+        return None
+    return message
 
 
 class StaleSubscription(ConnectionError):
@@ -270,6 +319,8 @@ class EndpointSession:
         self.last_publish = time.monotonic()
         self.last_sequence: int | None = None
         self.resumed = False
+        self.receipt_us: int | None = None  # when the publish response being handled arrived
+        self.last_alive_us: int | None = None
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -279,8 +330,8 @@ class EndpointSession:
         """Monitoring ends now, not at the last stored value: the gap starts here (closed by data after a start)."""
         self._gap("collector_restart", "collector stopped; values after this were not collected")
 
-    def _gap(self, cause: str, detail: str, action: str = "open") -> None:
-        now = to_us(utcnow())
+    def _gap(self, cause: str, detail: str, action: str = "open", at_us: int | None = None) -> None:
+        now = to_us(utcnow()) if at_us is None else at_us
         for asset_id in sorted(self.config.asset_ids):
             self.writer.submit(GapEvent(asset_id, cause, now, detail, None, action))
 
@@ -289,17 +340,28 @@ class EndpointSession:
         points = self.by_node.get(node.nodeid.to_string())
         if not points or self._stop.is_set():  # a stopped session (e.g. its asset's lock was lost) writes nothing
             return
-        if not self.resumed:
-            # monitoring is assured again from now: close open gaps at the time data came back, since
-            # the first values after a subscribe may carry old source timestamps
-            self.resumed = True
-            self._gap("connection_lost", "data received", action="close")
         dv = data.monitored_item.Value
         status = dv.StatusCode.value if dv.StatusCode is not None else 0
         server_us = _datetime_us(dv.ServerTimestamp)
-        source_us = _datetime_us(dv.SourceTimestamp) or server_us or to_us(utcnow())
+        at_us, source = time_used(_datetime_us(dv.SourceTimestamp), server_us, self.receipt_us or to_us(utcnow()))
         for point in points:
-            self.writer.submit(SampleIn(point.tag_id, source_us, server_us, _as_float(val), status))
+            self.writer.submit(SampleIn(point.tag_id, at_us, server_us, _as_float(val), status, source))
+
+    def after_publish(self, message: Any) -> None:
+        """After a publish response's values were handed on: data after a (re)subscribe ends the open gaps
+        (at the first value stored after each gap began, else now); then a heartbeat for every asset."""
+        if self._stop.is_set():
+            return
+        receipt = self.receipt_us or to_us(utcnow())
+        if message.NotificationData and not self.resumed:
+            self.resumed = True
+            self._gap("connection_lost", "data received", action="close", at_us=receipt)
+        if not self.resumed:
+            return
+        self.last_alive_us = receipt
+        server_us = _datetime_us(getattr(message, "PublishTime", None))
+        for asset_id in sorted(self.config.asset_ids):
+            self.writer.submit(Heartbeat(asset_id, receipt, server_us))
 
     def status_change_notification(self, status: Any) -> None:
         from asyncua import ua
@@ -309,19 +371,49 @@ class EndpointSession:
             return  # the connection itself was lost: recorded as connection_lost by the reconnect loop
         self._gap("stale_subscription", f"subscription status {code}")
 
-    def on_publish(self, message: Any) -> None:
-        """Check the notification sequence: a missed number is a gap (replayed data is not duplicated)."""
+    def missing_sequences(self, message: Any) -> list[int]:
+        """The sequence numbers between the last message received and this one (none were received)."""
+        if self.last_sequence is None:
+            return []
+        return list(range(self.last_sequence + 1, message.SequenceNumber))[-MAX_REPUBLISH:]
+
+    def on_publish(self, message: Any, recovered: Iterable[int] = ()) -> None:
+        """Check the notification sequence: a number neither received nor recovered by Republish is a gap."""
         self.last_publish = time.monotonic()
         sequence = message.SequenceNumber
         has_data = bool(message.NotificationData)
         if self.last_sequence is not None:
             expected = self.last_sequence + 1
-            if sequence > expected:
-                self._gap("missed_sequence", f"notifications {expected} to {sequence - 1} not received")
+            lost = [n for n in range(expected, sequence) if n not in set(recovered)]
+            if lost:
+                # the lost notifications came after the previous response: the gap starts there
+                span = f"{lost[0]} to {lost[-1]}" if len(lost) > 1 else f"{lost[0]}"
+                self._gap("missed_sequence", f"notifications {span} not received"
+                          + (f" ({len(set(recovered))} recovered by Republish)" if recovered else ""),
+                          at_us=self.last_alive_us)
         if has_data:
             self.last_sequence = sequence
         elif self.last_sequence is not None and sequence > self.last_sequence + 1:
             self.last_sequence = sequence - 1
+
+    def _record_revisions(self, nodes: list[Any], results: list[Any], created: Any) -> None:
+        """Log and keep, per tag, the sampling and publishing intervals asked for and those the server granted."""
+        revised_publishing = getattr(created, "RevisedPublishingInterval", None)
+        now = to_us(utcnow())
+        for node, result in zip(nodes, results):
+            good = result.StatusCode.is_good()
+            revised_sampling = float(result.RevisedSamplingInterval) if good else None
+            node_id = node.nodeid.to_string()
+            if revised_sampling != SAMPLING_INTERVAL_MS or revised_publishing != self.publishing_interval_ms:
+                log.info("%s %s: sampling interval %g ms requested, %s granted; publishing interval %g ms "
+                         "requested, %s granted", self.config.url, node_id, SAMPLING_INTERVAL_MS,
+                         "none" if revised_sampling is None else f"{revised_sampling:g} ms", self.publishing_interval_ms,
+                         "none" if revised_publishing is None else f"{revised_publishing:g} ms")
+            for point in self.by_node.get(node_id, []):
+                self.writer.submit(SubscriptionRevision(
+                    point.tag_id, now, SAMPLING_INTERVAL_MS, revised_sampling, self.publishing_interval_ms,
+                    None if revised_publishing is None else float(revised_publishing),
+                    None if good else str(result.StatusCode.name)))
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -334,7 +426,9 @@ class EndpointSession:
                     break
                 log.warning("OPC UA %s: %s", self.config.url, exc or type(exc).__name__)
                 if not isinstance(exc, StaleSubscription):  # that gap is already recorded with its cause
-                    self._gap("connection_lost", f"{self.config.url}: {type(exc).__name__} {exc}".strip())
+                    # not assured since the server was last heard, not only since the loss was noticed
+                    self._gap("connection_lost", f"{self.config.url}: {type(exc).__name__} {exc}".strip(),
+                              at_us=self.last_alive_us if self.resumed else None)
             self.connected = False
             try:
                 await asyncio.wait_for(self._stop.wait(), self.reconnect_delay)
@@ -351,8 +445,38 @@ class EndpointSession:
 
         class SequencedSubscription(Subscription):
             async def publish_callback(self, publish_result: ua.PublishResult) -> None:
-                session.on_publish(publish_result.NotificationMessage)
+                session.receipt_us = to_us(utcnow())
+                message = publish_result.NotificationMessage
+                recovered = []
+                for number in session.missing_sequences(message):
+                    # the server keeps what it sent until acknowledged: ask again for what never arrived
+                    again = await republish(self.server, self.subscription_id, number)
+                    if again is not None:
+                        recovered.append(number)
+                        replay = ua.PublishResult()
+                        replay.SubscriptionId, replay.NotificationMessage = self.subscription_id, again
+                        await super().publish_callback(replay)
+                if recovered:
+                    log.info("%s: notification(s) %s recovered by Republish", session.config.url,
+                             ", ".join(map(str, recovered)))
+                session.on_publish(message, recovered)
                 await super().publish_callback(publish_result)
+                session.after_publish(message)
+
+        class RevisionRecorder:
+            """The client as the subscription sees it, keeping what the server revised each monitored item to."""
+
+            def __init__(self, uaclient: Any):
+                self._uaclient = uaclient
+                self.results: list[Any] = []
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._uaclient, name)
+
+            async def create_monitored_items(self, params: Any) -> Any:
+                results = await self._uaclient.create_monitored_items(params)
+                self.results.extend(results)
+                return results
 
         client = Client(self.config.url, timeout=self.connect_timeout,
                         watchdog_intervall=max(self.publishing_interval_ms / 1000, 0.2))
@@ -368,22 +492,26 @@ class EndpointSession:
         try:
             started = await client.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime)).read_value()
             if self.server_started is not None and started != self.server_started:
-                self._gap("server_restart", f"server restarted at {started.isoformat()}Z", action="cause")
+                self._gap("server_restart", f"server restarted at {_iso_z(started)}", action="cause")
             self.server_started = started
             params = ua.CreateSubscriptionParameters(
                 RequestedPublishingInterval=self.publishing_interval_ms, RequestedLifetimeCount=10000,
-                # keep-alives at a quarter of the stale limit, so a silent but healthy server is not stale
-                RequestedMaxKeepAliveCount=max(1, math.ceil(self.stale_after * 250 / self.publishing_interval_ms)),
+                # a keep-alive at least every KEEPALIVE_S: the heartbeat (well inside the stale limit)
+                RequestedMaxKeepAliveCount=max(1, math.ceil(min(KEEPALIVE_S, self.stale_after / 4) * 1000
+                                                            / self.publishing_interval_ms)),
                 MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0)
-            subscription = SequencedSubscription(client.uaclient, params, self)
-            await subscription.init()
+            recorder = RevisionRecorder(client.uaclient)
+            subscription = SequencedSubscription(recorder, params, self)
+            created = await subscription.init()
             self.last_sequence = None
             self.resumed = False
             nodes = [client.get_node(node_id) for node_id in self.by_node]
-            results = await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=0)
+            results = await subscription.subscribe_data_change(nodes, queuesize=1000,
+                                                                sampling_interval=SAMPLING_INTERVAL_MS)
             for node, outcome in zip(nodes, results if isinstance(results, list) else [results]):
                 if isinstance(outcome, ua.StatusCode):
                     log.warning("cannot subscribe to %s: %s", node.nodeid.to_string(), outcome)
+            self._record_revisions(nodes, recorder.results, created)
             self.connected = True
             self.connections += 1
             log.info("subscribed to %d variable(s) at %s", len(nodes), self.config.url)
@@ -395,7 +523,8 @@ class EndpointSession:
                     pass
                 await client.check_connection()
                 if time.monotonic() - self.last_publish > self.stale_after:
-                    self._gap("stale_subscription", f"no notification or keep-alive for {self.stale_after:.0f} s")
+                    self._gap("stale_subscription", f"no notification or keep-alive for {self.stale_after:.0f} s",
+                              at_us=self.last_alive_us)
                     raise StaleSubscription("subscription stale")
         finally:
             self.connected = False
@@ -496,11 +625,11 @@ class Collector:
             self.lost_assets.setdefault(asset_id, why)
 
     def _announce_restart(self, sess: Session, asset_id: int) -> None:
-        """Whatever arrived after the last stored sample and before now was not collected: a gap."""
-        last = last_sample_us(sess, asset_id)
-        if last is not None:
-            self.writer.submit(GapEvent(asset_id, "collector_restart", last + 1,
-                                        "collector started; values after the last stored sample were not collected"))
+        """Whatever arrived after monitoring was last assured and before now was not collected: a gap. The
+        writer fixes its start when it gets there, after the spool left by the previous run is written."""
+        self.writer.submit(GapEvent(asset_id, "collector_restart", to_us(utcnow()),
+                                    "collector started; values after the last stored sample were not collected",
+                                    None, "restart"))
 
     def request_stop(self, why: str = "stop requested") -> None:
         """Ask the running collector to stop (from its own event loop, e.g. a signal handler)."""

@@ -264,15 +264,17 @@ class Simulator:
             value += signal.door_effect
         return value
 
-    async def write(self, path: str, value: float) -> None:
+    async def write(self, path: str, value: float, *, source_time: bool = True, server_time: bool = True) -> None:
+        """Write a value stamped now; ``source_time``/``server_time`` False leave that timestamp null, as
+        servers that omit them do."""
         from asyncua import ua
 
         signal = self.signals[path]
         now = datetime.now(timezone.utc)
         variant = ua.Variant(bool(value), ua.VariantType.Boolean) if signal.boolean else \
             ua.Variant(float(value), ua.VariantType.Double)
-        await self.server.write_attribute_value(self.nodes[path].nodeid,
-                                                ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now))
+        await self.server.write_attribute_value(self.nodes[path].nodeid, ua.DataValue(
+            variant, SourceTimestamp=now if source_time else None, ServerTimestamp=now if server_time else None))
 
     async def _update_loop(self) -> None:
         while True:

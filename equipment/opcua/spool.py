@@ -14,19 +14,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from equipment.telemetry import GapEvent, SampleIn
+from equipment.telemetry import GapEvent, Heartbeat, SampleIn, SubscriptionRevision
+
+Item = SampleIn | GapEvent | Heartbeat | SubscriptionRevision
 
 
-def encode(item: SampleIn | GapEvent) -> str:
+def encode(item: Item) -> str:
     if isinstance(item, SampleIn):
-        return json.dumps(["s", item.tag_id, item.source_us, item.server_us, item.value, item.status_code])
+        return json.dumps(["s", item.tag_id, item.source_us, item.server_us, item.value, item.status_code,
+                           item.time_source])
+    if isinstance(item, Heartbeat):
+        return json.dumps(["h", item.asset_id, item.alive_us, item.server_us])
+    if isinstance(item, SubscriptionRevision):
+        return json.dumps(["r", item.tag_id, item.subscribed_us, item.requested_sampling_ms, item.revised_sampling_ms,
+                           item.requested_publishing_ms, item.revised_publishing_ms, item.status])
     return json.dumps(["g", item.asset_id, item.cause, item.at_us, item.detail, item.tag_id, item.action])
 
 
-def decode(payload: str) -> SampleIn | GapEvent:
+def decode(payload: str) -> Item:
+    """An item as spooled (a sample spooled before time sources were recorded reads as a source time)."""
     data = json.loads(payload)
     if data[0] == "s":
         return SampleIn(*data[1:])
+    if data[0] == "h":
+        return Heartbeat(*data[1:])
+    if data[0] == "r":
+        return SubscriptionRevision(*data[1:])
     return GapEvent(*data[1:])
 
 
@@ -35,7 +48,7 @@ class RejectedItem:
     """An item the database refused for good, with why and when (UTC microseconds)."""
 
     seq: int
-    item: SampleIn | GapEvent
+    item: Item
     error: str
     rejected_us: int
     reported: bool
@@ -55,7 +68,7 @@ class Spool:
         self._conn.execute("CREATE TABLE IF NOT EXISTS rejected (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL, "
                            "error TEXT NOT NULL, rejected_us INTEGER NOT NULL, reported INTEGER NOT NULL DEFAULT 0)")
 
-    def append(self, items: list[SampleIn | GapEvent]) -> None:
+    def append(self, items: list[Item]) -> None:
         if not items:
             return
         with self._lock:
@@ -63,7 +76,7 @@ class Spool:
             self._conn.executemany("INSERT INTO spool (payload) VALUES (?)", [(encode(i),) for i in items])
             self._conn.execute("COMMIT")
 
-    def peek(self, limit: int) -> list[tuple[int, SampleIn | GapEvent]]:
+    def peek(self, limit: int) -> list[tuple[int, Item]]:
         with self._lock:
             rows = self._conn.execute("SELECT seq, payload FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [(seq, decode(payload)) for seq, payload in rows]

@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 
 from app.audit import Actor, acting_as, record_event
 from app.db import make_engine
-from equipment.opcua.spool import RejectedItem, Spool
-from equipment.telemetry import REJECTED_ACTION, GapEvent, IngestResult, IngestState, SampleIn, from_us, ingest
+from equipment.opcua.spool import Item, RejectedItem, Spool
+from equipment.telemetry import (REJECTED_ACTION, GapEvent, Heartbeat, IngestResult, IngestState, SampleIn,
+                                 SubscriptionRevision, expire_shelving, from_us, ingest)
 
 log = logging.getLogger("equipment.collector.writer")
 COLLECTOR_ACTOR = Actor(None, "collector")
+SHELVING_CHECK_S = 1.0  # how often a unit of work also ends the shelvings whose time is up
 
 
 def writer_engine(database_url: str, lock_timeout_ms: int = 5000) -> Any:
@@ -82,10 +84,11 @@ class TelemetryWriter:
         self.retry_interval = retry_interval
         self.reload_interval = reload_interval
         self.stop_drain_seconds = stop_drain_seconds
-        self._queue: queue.SimpleQueue[SampleIn | GapEvent | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_load = 0.0
+        self._last_shelving_check = 0.0
         self._next_retry = 0.0
         self._stopping = False
         self._drain_deadline = math.inf
@@ -96,12 +99,13 @@ class TelemetryWriter:
         self.last_error: str | None = None
 
     # called from the OPC UA event loop: never blocks on the database
-    def submit(self, item: SampleIn | GapEvent) -> None:
+    def submit(self, item: Item) -> None:
         self._queue.put(item)
 
-    def write(self, items: Sequence[SampleIn | GapEvent]) -> IngestResult:
+    def write(self, items: Sequence[Item]) -> IngestResult:
         """One unit of work: write the items in one transaction, or raise and change nothing."""
         snapshot = self.state.snapshot()
+        checked: float | None = None
         try:
             with acting_as(COLLECTOR_ACTOR), Session(self.engine, expire_on_commit=False) as sess:
                 with sess.begin():
@@ -109,21 +113,26 @@ class TelemetryWriter:
                         self.state.load(sess)
                         self._last_load = time.monotonic()
                     result = ingest(sess, items, self.state)
+                    if time.monotonic() - self._last_shelving_check >= SHELVING_CHECK_S:
+                        expire_shelving(sess, result)
+                        checked = time.monotonic()
         except BaseException:
             self.state.restore(snapshot)
             self._last_load = 0.0  # evaluators made by a load in the failed unit are gone: load again
             raise
         self.written += result.offered
+        if checked is not None:
+            self._last_shelving_check = checked
         return result
 
-    def handle(self, items: list[SampleIn | GapEvent]) -> None:
+    def handle(self, items: list[Item]) -> None:
         """Write new items, keeping order behind anything already spooled; what is not written is spooled."""
         if items and (len(self.spool) or not self._try_write(items)):
             self.spool.append(items)
         self.drain_spool()
         self.report_rejections()
 
-    def _try_write(self, items: Sequence[SampleIn | GapEvent]) -> bool:
+    def _try_write(self, items: Sequence[Item]) -> bool:
         """True when every item is written or spooled here; False when none was and the caller spools them."""
         if time.monotonic() < self._next_retry:
             return False
@@ -167,7 +176,7 @@ class TelemetryWriter:
                 log.warning("database available again; spooled telemetry is being written")
             self.database_ok = True
 
-    def _write_spooled(self, rows: list[tuple[int, SampleIn | GapEvent]]) -> bool:
+    def _write_spooled(self, rows: list[tuple[int, Item]]) -> bool:
         """Write spooled rows in order, setting aside any single item that can never be written.
 
         Returns False (rows left in the spool) when the database became unavailable."""
@@ -185,7 +194,7 @@ class TelemetryWriter:
         self.spool.remove_through(rows[-1][0])
         return True
 
-    def _reject(self, row: tuple[int, SampleIn | GapEvent], exc: Exception) -> None:
+    def _reject(self, row: tuple[int, Item], exc: Exception) -> None:
         seq, item = row
         error = describe_error(exc)
         log.error("telemetry item refused for good, kept in %s (rejected, #%d): %s; %s", self.spool.path, seq,
@@ -193,10 +202,12 @@ class TelemetryWriter:
         self.spool.reject(seq, error)
         self.rejected += 1
 
-    def _owner(self, item: SampleIn | GapEvent) -> tuple[str, str]:
+    def _owner(self, item: Item) -> tuple[str, str]:
         """The record whose audit history shows the rejection: the equipment, else the tag."""
-        if isinstance(item, GapEvent):
+        if isinstance(item, (GapEvent, Heartbeat)):
             return "equipment_asset", str(item.asset_id)
+        if isinstance(item, SubscriptionRevision):
+            return "equipment_tag", str(item.tag_id)
         known = self.state.tags.get(item.tag_id)
         return ("equipment_asset", str(known[0])) if known else ("equipment_tag", str(item.tag_id))
 
@@ -227,14 +238,18 @@ class TelemetryWriter:
         if isinstance(item, SampleIn):
             what = {"tag_id": str(item.tag_id), "source_time": _time_text(item.source_us), "value": repr(item.value),
                     "status_code": str(item.status_code)}
+        elif isinstance(item, Heartbeat):
+            what = {"heartbeat": _time_text(item.alive_us)}
+        elif isinstance(item, SubscriptionRevision):
+            what = {"subscription": repr(item)}
         else:
             what = {"gap_cause": item.cause, "gap_action": item.action, "at": _time_text(item.at_us),
                     "detail": item.detail or ""}
         what.update(error=rejected.error, spool=f"{self.spool.path} (rejected #{rejected.seq})")
         return {key: [None, value] for key, value in what.items()}
 
-    def _collect(self) -> list[SampleIn | GapEvent]:
-        items: list[SampleIn | GapEvent] = []
+    def _collect(self) -> list[Item]:
+        items: list[Item] = []
         deadline = time.monotonic() + self.flush_interval
         while len(items) < self.batch_size:
             timeout = deadline - time.monotonic()
@@ -249,8 +264,8 @@ class TelemetryWriter:
             items.append(item)
         return items
 
-    def _take_queued(self) -> list[SampleIn | GapEvent]:
-        rest: list[SampleIn | GapEvent] = []
+    def _take_queued(self) -> list[Item]:
+        rest: list[Item] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -259,7 +274,7 @@ class TelemetryWriter:
             if item is not None:
                 rest.append(item)
 
-    def _handle_keeping(self, items: list[SampleIn | GapEvent]) -> list[SampleIn | GapEvent]:
+    def _handle_keeping(self, items: list[Item]) -> list[Item]:
         """handle(items); if even the spool fails, give the items back to be tried again."""
         try:
             self.handle(items)
@@ -269,7 +284,7 @@ class TelemetryWriter:
         return []
 
     def run(self) -> None:
-        held: list[SampleIn | GapEvent] = []
+        held: list[Item] = []
         while not self._stop.is_set():
             held = self._handle_keeping(held + self._collect())
             if held:

@@ -174,3 +174,73 @@ def test_unshelving_needs_a_reason_and_a_shelved_alarm(db_session, make_asset, m
     ops.unshelve_alarm(db_session, alarm, "replaced early")
     assert not alarm.is_shelved() and ops.alarms_needing_attention(db_session, asset.id) == [alarm]
     assert ops.shelved_alarms(db_session, asset.id) == []
+
+
+def test_shelving_ends_on_the_clock_with_an_audit_entry_and_a_signal(db_session, make_asset, make_tag):
+    from app.audit import AuditEntry
+    from equipment.telemetry import expire_shelving
+
+    asset = make_asset("CO2-INC-05")
+    alarm = _raise_alarm(db_session, asset, make_tag(asset))
+    ops.shelve_alarm(db_session, alarm, "30", "door left open for cleaning")
+    db_session.flush()
+    back = []
+    on_back = lambda sender, alarm: back.append(alarm.id)  # noqa: E731
+    signals.alarm_unshelved.connect(on_back)
+    try:
+        assert expire_shelving(db_session, at=utcnow() + timedelta(minutes=29)) == 0
+        assert expire_shelving(db_session, at=utcnow() + timedelta(minutes=31)) == 1
+    finally:
+        signals.alarm_unshelved.disconnect(on_back)
+    assert alarm.shelved_until is None and back == [alarm.id]
+    db_session.commit()  # audit entries are written when the unit of work commits
+    reasons = db_session.execute(select(AuditEntry.reason).where(AuditEntry.table_name == "equipment_alarm",
+                                                                 AuditEntry.record_id == str(alarm.id))).scalars().all()
+    assert any(r and r.startswith("shelving expired") for r in reasons)
+
+
+def test_a_restart_gap_starts_after_everything_spooled_and_the_last_heartbeat(db_session, make_asset, make_tag):
+    from equipment.telemetry import Heartbeat
+
+    asset = make_asset("CO2-INC-06")
+    tag = make_tag(asset)
+    t0 = to_us(utcnow()) - 60 * SECOND
+    state = IngestState()
+    state.load(db_session)
+    spooled = [SampleIn(tag.id, t0 + i * SECOND, None, 37.0 + i / 100, 0) for i in range(24)]
+    ingest(db_session, [SampleIn(tag.id, t0 - SECOND, None, 37.0, 0)], state)
+    # the new run's restart event comes after the previous run's spool, and after its last heartbeat
+    ingest(db_session, spooled + [Heartbeat(asset.id, t0 + 24 * SECOND),
+                                  GapEvent(asset.id, "collector_restart", t0 + 40 * SECOND, "started", None, "restart"),
+                                  SampleIn(tag.id, t0 + 30 * SECOND, None, 37.5, 0),  # changed while down
+                                  GapEvent(asset.id, "connection_lost", t0 + 41 * SECOND, "data", None, "close")],
+           state)
+    [gap] = ops.gaps_in_window(db_session, asset.id, utcnow() - timedelta(minutes=5), None)
+    assert gap.cause == "collector_restart"
+    assert gap.started_at.timestamp() * SECOND == pytest.approx(t0 + 24 * SECOND + 1, abs=1)
+    assert gap.ended_at.timestamp() * SECOND == pytest.approx(t0 + 30 * SECOND, abs=1)  # at the first resumed sample
+
+
+def test_a_replayed_old_value_does_not_end_a_gap_and_data_ends_it_at_its_own_time(db_session, make_asset, make_tag):
+    asset = make_asset("CO2-INC-08")
+    tag = make_tag(asset)
+    t0 = to_us(utcnow()) - 60 * SECOND
+    state = IngestState()
+    state.load(db_session)
+    ingest(db_session, [SampleIn(tag.id, t0, None, 37.0, 0),
+                        GapEvent(asset.id, "connection_lost", t0 + 5 * SECOND, "socket closed"),
+                        SampleIn(tag.id, t0, None, 37.0, 0),  # the value after a resubscribe, stamped before the gap
+                        GapEvent(asset.id, "connection_lost", t0 + 9 * SECOND, "data received", None, "close")], state)
+    [gap] = ops.gaps_in_window(db_session, asset.id, utcnow() - timedelta(minutes=5), None)
+    assert gap.ended_at - gap.started_at == timedelta(seconds=4)  # ended when data came back, not at once
+
+
+def test_a_server_restart_detail_has_one_utc_designator():
+    from datetime import datetime, timezone
+
+    from equipment.opcua.collector import _datetime_us, _iso_z, time_used
+
+    assert _iso_z(datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)) == "2026-05-01T08:00:00Z"
+    assert _iso_z(datetime(2026, 5, 1, 8, 0)) == "2026-05-01T08:00:00Z"
+    assert _datetime_us(datetime(1601, 1, 1)) is None and _datetime_us(None) is None
+    assert time_used(None, None, 5) == (5, 2) and time_used(None, 4, 5) == (4, 1) and time_used(3, 4, 5) == (3, 0)

@@ -203,3 +203,22 @@ def test_tag_limits_are_read_the_sites_way_and_ambiguous_ones_refused(db_session
     tag = ops.add_tag(db_session, asset, node_id="ns=2;s=T", parameter="Temperature", low_limit="36.5",
                       high_limit="37.5")
     assert (tag.low_limit, tag.high_limit) == (36.5, 37.5)
+
+
+def test_an_incubator_holds_several_records_up_to_its_capacity(db_session, make_asset):
+    from app.errors import Conflict, ValidationFailed
+
+    incubator = make_asset("CO2-INC-21", capacity=2)
+    first = ops.start_usage(db_session, "CO2-INC-21", record_type="batch", record_id="1")
+    second = ops.start_usage(db_session, "CO2-INC-21", record_type="batch", record_id="2")
+    with pytest.raises(Conflict, match="all 2 places taken"):
+        ops.start_usage(db_session, "CO2-INC-21", record_type="batch", record_id="3")
+    with pytest.raises(Conflict, match="occupied by 2 records"):
+        ops.set_capacity(db_session, incubator, "1", "one shelf out of service")
+    ops.end_usage(db_session, first)
+    assert incubator.status == "in_use" and ops.check_asset_usable(db_session, "CO2-INC-21").usable
+    ops.end_usage(db_session, second)
+    assert incubator.status == "available"
+    with pytest.raises(ValidationFailed) as refused:
+        make_asset("CFG-01", asset_type="centrifuge", capacity=2)
+    assert "one record at a time" in refused.value.errors["capacity"][0]

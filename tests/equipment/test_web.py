@@ -316,3 +316,43 @@ def test_refused_telemetry_is_counted_on_the_equipment_pages(client, login, make
     page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
     assert "2 telemetry values were refused by the database" in page and "OverflowError: too large" in page
     assert "2 values not stored" in client.get("/equipment/").get_data(as_text=True)
+
+
+def test_asset_page_says_out_of_limits_during_the_on_delay_heartbeat_clock_offset_and_intervals(
+        client, login, make_user, db_session, make_asset, make_tag):
+    from equipment.telemetry import Heartbeat, SubscriptionRevision
+
+    asset = make_asset("CO2-INC-07")
+    tag = make_tag(asset, on_delay_s=120)
+    now = to_us(utcnow())
+    state = IngestState()
+    state.load(db_session)
+    ingest(db_session, [SampleIn(tag.id, now - 30_000_000, None, 39.4, 0),
+                        SubscriptionRevision(tag.id, now - 40_000_000, 0.0, 1000.0, 500.0, 500.0),
+                        Heartbeat(asset.id, now - 1_000_000, now - 1_000_000 + 5_500_000)], state)
+    db_session.commit()
+    login(make_user("operator"))
+    page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
+    assert "Out of limits: above the high limit 38 C; alarm if it lasts 120 s" in page
+    assert "unchanged since" in page and "connection alive at" in page
+    assert "clock differs from the collector&#39;s by 5.5 s" in page or "clock differs from the collector's by 5.5 s" in page
+    assert "0 → 1000 ms / 500 → 500 ms" in page
+    assert db_session.execute(select(Alarm).where(Alarm.tag_id == tag.id)).first() is None  # on-delay still running
+
+
+def test_api_browses_a_live_endpoint(client, make_user, api_headers, db_session, make_asset, make_tag,
+                                     browse_server):
+    asset = make_asset("BR-ROCK-10", asset_type="rocking_bioreactor", endpoint_url=browse_server.endpoint)
+    make_tag(asset, "pH", 7.0, 7.4, unit="", node_id="ns=2;s=BR-ROCK-09.pH")
+    headers = api_headers(make_user("admin"))
+    top = client.get(f"/api/v1/equipment/assets/{asset.id}/browse", headers=headers)
+    assert top.status_code == 200 and "ns=2;s=BR-ROCK-09" in [n["node_id"] for n in top.get_json()]
+    inside = client.get(f"/api/v1/equipment/assets/{asset.id}/browse", headers=headers,
+                        query_string={"node": "ns=2;s=BR-ROCK-09"}).get_json()
+    [ph] = [n for n in inside if n["node_id"] == "ns=2;s=BR-ROCK-09.pH"]
+    assert ph["node_class"] == "Variable" and ph["value"] == 7.2 and ph["mapped"] is True
+    bare = make_asset("BR-ROCK-11", asset_type="rocking_bioreactor")
+    refused = client.get(f"/api/v1/equipment/assets/{bare.id}/browse", headers=headers)
+    assert refused.status_code == 409 and "endpoint" in refused.get_json()["message"]
+    assert client.get(f"/api/v1/equipment/assets/{asset.id}/browse",
+                      headers=api_headers(make_user("operator"))).status_code == 403

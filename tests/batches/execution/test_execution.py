@@ -439,3 +439,26 @@ def test_step_digests_match_their_stored_entries_when_a_save_calculates_in_anoth
         step = step_of(batch, key)
         stored = db_session.execute(select(StepEntry).where(StepEntry.step_id == step.id)).scalars().all()
         assert step.entries_digest == ops._digest(stored) != ops._digest([])
+
+
+def test_two_batches_in_one_incubator_both_get_its_alarm_and_gap(db_session, make_batch, people, new_asset, make_tag):
+    from equipment.telemetry import GapEvent, IngestState, SampleIn, ingest, to_us
+
+    incubator = new_asset("co2_incubator", capacity=2)
+    tag = make_tag(incubator, "Temperature", low=36.0, high=38.0)
+    batches = []
+    for _ in range(2):
+        batch = make_batch("MSNK")
+        run_thaw(db_session, batch, people, new_asset)
+        step_of(batch, "mnc_isolation").status = "complete"
+        record(db_session, step_of(batch, "seeding"), people["operator"], culture_incubator=incubator.code)
+        batches.append(batch)
+    db_session.commit()
+    state = IngestState()
+    state.load(db_session)
+    now = utcnow()
+    ingest(db_session, [SampleIn(tag.id, to_us(now + timedelta(seconds=i)), None, 39.5) for i in range(1, 4)]
+           + [GapEvent(incubator.id, "connection_lost", to_us(now + timedelta(seconds=5)))], state)
+    db_session.flush()
+    for batch in batches:
+        assert sorted(e.kind for e in exceptions_of(db_session, batch)) == ["alarm", "telemetry_gap"]
