@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from equipment import signals
+from equipment import samples, signals
 from equipment.alarms import AlarmEvent, LimitEvaluator
 from equipment.models import Alarm, Asset, Tag, TelemetryGap, TelemetryRollup, TelemetrySample
 
@@ -316,10 +316,7 @@ def latest_readings(sess: Session, asset_id: int, at: datetime | None = None) ->
                                                           Alarm.cleared_at.is_(None))).scalars())
     readings = []
     for tag in tags:
-        row = sess.execute(
-            select(TelemetrySample.source_us, TelemetrySample.value, TelemetrySample.status_code)
-            .where(TelemetrySample.tag_id == tag.id).order_by(TelemetrySample.source_us.desc()).limit(1)
-        ).first()
+        row = samples.latest_sample(sess, tag.id)
         source = from_us(row.source_us) if row else None
         readings.append(Reading(tag.id, tag.parameter, row.value if row else None, tag.unit, source,
                                 (now - source) if source else None, tag.id in alarmed,
@@ -357,6 +354,9 @@ def chart_series(sess: Session, tag_id: int, start: datetime, end: datetime, max
             .group_by(text("b")).order_by(text("b"))
         ).all()
         origin, width = m0 * US_PER_MINUTE, bucket_minutes * US_PER_MINUTE
+    elif samples.window_has_chunks(sess, tag_id, start_us, end_us):  # part of the window is compacted
+        rows = samples.bucket_samples(samples.read_samples(sess, tag_id, start_us, end_us), start_us, bucket_us)
+        origin, width = start_us, bucket_us
     else:
         bucket = (TelemetrySample.source_us - start_us) // bucket_us
         rows = sess.execute(
@@ -372,23 +372,17 @@ def chart_series(sess: Session, tag_id: int, start: datetime, end: datetime, max
             for b, lo, hi, total, count in rows if count]
 
 
-def raw_samples(sess: Session, tag_id: int, start: datetime, end: datetime, limit: int | None = None) -> list[Any]:
-    """Raw samples of a tag in [start, end), in source-time order."""
-    stmt = (select(TelemetrySample).where(TelemetrySample.tag_id == tag_id,
-                                          TelemetrySample.source_us >= to_us(start),
-                                          TelemetrySample.source_us < to_us(end))
-            .order_by(TelemetrySample.source_us))
-    if limit:
-        stmt = stmt.limit(limit)
-    return list(sess.execute(stmt).scalars())
+def raw_samples(sess: Session, tag_id: int, start: datetime, end: datetime,
+                limit: int | None = None) -> list[samples.Sample]:
+    """Raw samples of a tag in [start, end), in source-time order, from rows and chunks alike."""
+    return samples.read_samples(sess, tag_id, to_us(start), to_us(end), limit)
 
 
 def last_sample_us(sess: Session, asset_id: int) -> int | None:
     """Source time of the newest sample of any tag of the asset."""
     newest = None
     for tag_id in sess.execute(select(Tag.id).where(Tag.asset_id == asset_id)).scalars():
-        value = sess.execute(select(func.max(TelemetrySample.source_us))
-                             .where(TelemetrySample.tag_id == tag_id)).scalar_one_or_none()
+        value = samples.newest_source_us(sess, tag_id)
         if value is not None and (newest is None or value > newest):
             newest = value
     return newest
