@@ -25,7 +25,7 @@ import struct
 import sys
 import zlib
 from array import array
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import NamedTuple, Sequence
 
 FORMAT_VERSION = 1
@@ -195,7 +195,7 @@ def decode(payload: bytes, tag_id: int) -> list[Sample]:
             raise ChunkError("trailing bytes after the chunk")
     except (zlib.error, struct.error, StopIteration, OverflowError) as exc:
         raise ChunkError(f"chunk does not decode: {exc}") from None
-    return [Sample(tag_id, *row) for row in zip(source, server, values, status, time_source)]
+    return list(map(Sample._make, zip(repeat(tag_id, n), source, server, values, status, time_source)))
 
 
 def content_hash(tag_id: int, samples: Sequence[Sample]) -> str:

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
@@ -47,8 +48,8 @@ def _to_sample(row: Any) -> Sample:
 
 
 def _chunks_overlapping(sess: Session, tag_id: int, start_us: int, end_us: int) -> Any:
-    c = TelemetryChunk
-    return (select(c).where(c.tag_id == tag_id, c.start_us < end_us, c.start_us > start_us - CHUNK_SPAN_US,
+    c = TelemetryChunk  # columns, not objects: what is stored now, not a copy cached in the session
+    return (select(c.payload, c.first_us, c.last_us).where(c.tag_id == tag_id, c.start_us < end_us, c.start_us > start_us - CHUNK_SPAN_US,
                             c.end_us > start_us).order_by(c.start_us))
 
 
@@ -60,7 +61,7 @@ def read_samples(sess: Session, tag_id: int, start_us: int, end_us: int, limit: 
         rows_stmt = rows_stmt.limit(limit)
     rows = [_to_sample(r) for r in sess.execute(rows_stmt)]
     from_chunks: list[Sample] = []
-    for chunk in sess.execute(_chunks_overlapping(sess, tag_id, start_us, end_us)).scalars():
+    for chunk in sess.execute(_chunks_overlapping(sess, tag_id, start_us, end_us)):
         decoded = chunks.decode(chunk.payload, tag_id)
         if chunk.first_us < start_us or chunk.last_us >= end_us:
             decoded = [s for s in decoded if start_us <= s.source_us < end_us]
@@ -89,8 +90,8 @@ def latest_sample(sess: Session, tag_id: int) -> Sample | None:
     """The newest sample of a tag (a row, or the last sample of its newest chunk)."""
     row = sess.execute(select(*_ROW_COLUMNS).where(TelemetrySample.tag_id == tag_id)
                        .order_by(TelemetrySample.source_us.desc()).limit(1)).first()
-    chunk = sess.execute(select(TelemetryChunk).where(TelemetryChunk.tag_id == tag_id)
-                         .order_by(TelemetryChunk.start_us.desc()).limit(1)).scalars().first()
+    chunk = sess.execute(select(TelemetryChunk.payload, TelemetryChunk.last_us).where(TelemetryChunk.tag_id == tag_id)
+                         .order_by(TelemetryChunk.start_us.desc()).limit(1)).first()
     if chunk is None or (row is not None and row[1] > chunk.last_us):
         return _to_sample(row) if row is not None else None
     return chunks.decode(chunk.payload, tag_id)[-1]
@@ -107,21 +108,21 @@ def newest_source_us(sess: Session, tag_id: int) -> int | None:
 
 
 def bucket_samples(samples: Sequence[Sample], origin_us: int, width_us: int) -> list[tuple[int, float, float, float, int]]:
-    """(bucket, min, max, sum, count) of the good-quality, finite values, per bucket of ``width_us``."""
-    buckets: dict[int, list[float]] = {}
-    for s in samples:
-        if s.value is None or s.status_code >= UNCERTAIN_MASK or not math.isfinite(s.value):
-            continue
-        b = (s.source_us - origin_us) // width_us
-        acc = buckets.get(b)
-        if acc is None:
-            buckets[b] = [s.value, s.value, s.value, 1]
-        else:
-            acc[0] = min(acc[0], s.value)
-            acc[1] = max(acc[1], s.value)
-            acc[2] += s.value
-            acc[3] += 1
-    return [(b, lo, hi, total, int(n)) for b, (lo, hi, total, n) in sorted(buckets.items())]
+    """(bucket, min, max, sum, count) of the good-quality, finite values of time-ordered samples, per
+    bucket of ``width_us``."""
+    isfinite = math.isfinite
+    good = [s for s in samples if s[3] is not None and s[4] < UNCERTAIN_MASK and isfinite(s[3])]
+    times = [s[1] for s in good]
+    values = [s[3] for s in good]
+    out = []
+    i = 0
+    while i < len(times):
+        b = (times[i] - origin_us) // width_us
+        j = bisect_left(times, origin_us + (b + 1) * width_us, i)
+        vals = values[i:j]
+        out.append((b, min(vals), max(vals), sum(vals), j - i))
+        i = j
+    return out
 
 
 # --- compaction ------------------------------------------------------------------------------------

@@ -334,3 +334,52 @@ def test_the_compaction_job_commits_chunk_by_chunk_and_reruns_safely(engine, bac
             assert [s.source_us for s in got] == [start + i * 10 * SECOND for i in range(6 * 360)]
             assert {s.time_source for s in got} == {1}
         assert store.verify_telemetry(sess).ok
+
+
+def test_the_compaction_command_and_service_compact_old_hours(app, db_session, make_asset, make_tag, telemetry_db):
+    import threading
+
+    asset = make_asset("INC-CLI")
+    tag_id = make_tag(asset).id
+    start = _old_hour()
+    _insert_rows(db_session, tag_id, [Sample(tag_id, start + i * SECOND, None, 37.0, 0, 0) for i in range(40)])
+    db_session.commit()
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["equipment", "compact-telemetry", "--keep-hours", "0.5"])
+    assert refused.exit_code == 1 and "at least 1:00:00" in refused.output
+    out = runner.invoke(args=["equipment", "compact-telemetry", "--max-chunks", "100000"])
+    assert out.exit_code == 0 and "chunk(s) written" in out.output, out.output
+    assert store.read_samples(db_session, tag_id, start, start + HOUR)[-1].source_us == start + 39 * SECOND
+    assert db_session.get(TelemetryChunk, (tag_id, start)) is not None
+    # the service, on a database of its own
+    engine = make_engine_for(telemetry_db)
+    with acting_as(Actor(None, "test")), Session(engine) as sess:
+        other = ops.create_asset(sess, code="INC-SVC", name="svc", asset_type="co2_incubator", location="B2")
+        svc_tag = ops.add_tag(sess, other, node_id="ns=2;s=SVC.T", parameter="T", unit="C", low_limit=None,
+                              high_limit=None).id
+        _insert_rows(sess, svc_tag, [Sample(svc_tag, start + i * SECOND, None, 1.5, 0, 0) for i in range(10)])
+        sess.commit()
+    stop = threading.Event()
+    thread = threading.Thread(target=store.run_compactor_service, args=(telemetry_db, 0.05, stop))
+    thread.start()
+    try:
+        for _ in range(200):
+            with Session(engine) as sess:
+                if sess.get(TelemetryChunk, (svc_tag, start)) is not None:
+                    break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    with Session(engine) as sess:
+        assert [s.value for s in store.read_samples(sess, svc_tag, start, start + HOUR)] == [1.5] * 10
+        assert sess.execute(select(func.count()).select_from(TelemetrySample)
+                            .where(TelemetrySample.tag_id == svc_tag)).scalar_one() == 0
+    engine.dispose()
+
+
+def make_engine_for(url: str) -> Any:
+    from app.db import make_engine
+
+    return make_engine(url)
