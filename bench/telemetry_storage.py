@@ -25,7 +25,6 @@ import os
 import random
 import struct
 import time
-from datetime import timedelta
 from typing import Any, Iterator
 
 from _equipment_setup import backends, database, make_tags
