@@ -28,5 +28,6 @@ def init_app(app: Any, api: Any) -> None:
                  "Live values, alarms, calibration and telemetry of incubators, bioreactors and freezers", 40)
     register_service("opcua-simulator", demo.run_simulator_service)
     register_service("opcua-collector", demo.run_collector_service)
+    register_service("telemetry-compactor", demo.run_compactor_service)
     register_demo_data(demo.create_demo_equipment)
     app.cli.add_command(cli.equipment_cli)

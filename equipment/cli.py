@@ -93,3 +93,49 @@ def rejected(spool_path: str | None) -> None:
     for item in kept:
         status = "in the audit trail" if item.reported else "not yet in the audit trail"
         click.echo(f"#{item.seq} {from_us(item.rejected_us).isoformat()} {item.item} -- {item.error} ({status})")
+
+
+@equipment_cli.command("compact-telemetry")
+@click.option("--keep-hours", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Recent window kept as rows (at least 1 hour).")
+@click.option("--max-chunks", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Stop after this many chunks (one transaction each); rerun for the rest.")
+def compact_telemetry(keep_hours: float, max_chunks: int) -> None:
+    """Move telemetry samples older than the recent window into compressed, hashed per-tag hourly chunks."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from app import db
+    from app.errors import DomainError
+    from equipment.samples import run_compaction
+
+    engine = db.session.get_bind()
+    try:
+        result = run_compaction(lambda: Session(engine), recent_window=timedelta(hours=keep_hours),
+                                max_chunks=max_chunks)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{result.chunks} chunk(s) written ({result.samples:,} samples, {result.merged} merged with late "
+               f"samples); {'more to do: run again' if result.remaining else 'nothing older left as rows'}")
+    for failure in result.failures:
+        click.echo(f"not compacted: {failure}", err=True)
+    if result.failures:
+        raise SystemExit(1)
+
+
+@equipment_cli.command("verify-telemetry")
+def verify_telemetry() -> None:
+    """Decode every telemetry chunk and check it against its hash and the audit trail; exit 1 on any problem."""
+    from app import db
+    from equipment.samples import verify_telemetry as verify
+
+    result = verify(db.session)
+    db.session.rollback()
+    if result.ok:
+        click.echo(f"telemetry intact: {result.checked} chunk(s), {result.samples:,} samples verified")
+        return
+    for problem in result.problems:
+        click.echo(f"telemetry BROKEN: {problem}", err=True)
+    click.echo(f"{len(result.problems)} problem(s) in {result.checked} chunk(s)", err=True)
+    raise SystemExit(1)

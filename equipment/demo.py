@@ -43,6 +43,12 @@ def run_simulator_service() -> None:
     run_service()
 
 
+def run_compactor_service() -> None:
+    from equipment.samples import run_compactor_service as run
+
+    run()  # every 10 minutes: samples older than the recent window into chunks; stops on SIGTERM
+
+
 def run_collector_service() -> None:
     from equipment.opcua.collector import main
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -233,6 +234,34 @@ class TelemetrySubscription(Base):
     status: Mapped[str | None] = mapped_column(String(120))
 
 
+# A chunk holds at most this span of one tag's samples (an hour): older samples leave the row table
+# for chunks, so a 14-day batch of 10 tags at 1 Hz is about 3,400 chunks instead of 12 million rows.
+CHUNK_SPAN_US = 3_600_000_000
+
+
+class TelemetryChunk(Audited, Base):
+    """The samples of one tag in [start_us, end_us), losslessly compressed (equipment.chunks), with the
+    SHA-256 of the decoded samples. Audited (payload redacted), so the trail holds each chunk's hash."""
+
+    __tablename__ = "telemetry_chunk"
+    __audit_redact__ = frozenset({"payload"})
+    __table_args__ = (
+        CheckConstraint(f"end_us > start_us AND end_us - start_us <= {CHUNK_SPAN_US}", name="span_bounded"),
+        CheckConstraint("first_us >= start_us AND last_us < end_us AND first_us <= last_us", name="samples_inside"),
+        CheckConstraint("sample_count > 0", name="not_empty"),
+    )
+
+    tag_id: Mapped[int] = mapped_column(ForeignKey("equipment_tag.id"), primary_key=True)
+    start_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    end_us: Mapped[int] = mapped_column(BigInteger)
+    first_us: Mapped[int] = mapped_column(BigInteger)
+    last_us: Mapped[int] = mapped_column(BigInteger)
+    sample_count: Mapped[int] = mapped_column(Integer)
+    codec: Mapped[int] = mapped_column(SmallInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
 class TelemetryRollup(Base):
     """Per-minute min, max, mean and count of the good-quality samples of a tag, kept on ingest."""
 
@@ -315,5 +344,5 @@ class Alarm(Audited, Base):
         return self.shelved_until is not None and self.shelved_until > now
 
 
-__all__ = ["Asset", "ServiceRecord", "AssetUsage", "Tag", "TelemetrySample", "TelemetryRollup",
-           "TelemetryGap", "Alarm", "TelemetryLink", "TelemetrySubscription"]
+__all__ = ["Asset", "ServiceRecord", "AssetUsage", "Tag", "TelemetrySample", "TelemetryChunk",
+           "TelemetryRollup", "TelemetryGap", "Alarm", "TelemetryLink", "TelemetrySubscription"]

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from equipment import signals
+from equipment import samples, signals
 from equipment.alarms import AlarmEvent, LimitEvaluator
 from equipment.models import (Alarm, Asset, Tag, TelemetryGap, TelemetryLink, TelemetryRollup, TelemetrySample,
                               TelemetrySubscription)
@@ -475,10 +475,7 @@ def latest_readings(sess: Session, asset_id: int, at: datetime | None = None) ->
     alive_us = sess.execute(select(TelemetryLink.alive_us).where(TelemetryLink.asset_id == asset_id)).scalar_one_or_none()
     readings = []
     for tag in tags:
-        row = sess.execute(
-            select(TelemetrySample.source_us, TelemetrySample.value, TelemetrySample.status_code)
-            .where(TelemetrySample.tag_id == tag.id).order_by(TelemetrySample.source_us.desc()).limit(1)
-        ).first()
+        row = samples.latest_sample(sess, tag.id)
         source = from_us(row.source_us) if row else None
         good = bool(row) and is_good(row.status_code)
         alive = from_us(alive_us) if alive_us is not None and row and alive_us >= row.source_us else None
@@ -519,6 +516,9 @@ def chart_series(sess: Session, tag_id: int, start: datetime, end: datetime, max
             .group_by(text("b")).order_by(text("b"))
         ).all()
         origin, width = m0 * US_PER_MINUTE, bucket_minutes * US_PER_MINUTE
+    elif samples.window_has_chunks(sess, tag_id, start_us, end_us):  # part of the window is compacted
+        rows = samples.bucket_samples(samples.read_samples(sess, tag_id, start_us, end_us), start_us, bucket_us)
+        origin, width = start_us, bucket_us
     else:
         bucket = (TelemetrySample.source_us - start_us) // bucket_us
         rows = sess.execute(
@@ -534,15 +534,10 @@ def chart_series(sess: Session, tag_id: int, start: datetime, end: datetime, max
             for b, lo, hi, total, count in rows if count]
 
 
-def raw_samples(sess: Session, tag_id: int, start: datetime, end: datetime, limit: int | None = None) -> list[Any]:
-    """Raw samples of a tag in [start, end), in source-time order."""
-    stmt = (select(TelemetrySample).where(TelemetrySample.tag_id == tag_id,
-                                          TelemetrySample.source_us >= to_us(start),
-                                          TelemetrySample.source_us < to_us(end))
-            .order_by(TelemetrySample.source_us))
-    if limit:
-        stmt = stmt.limit(limit)
-    return list(sess.execute(stmt).scalars())
+def raw_samples(sess: Session, tag_id: int, start: datetime, end: datetime,
+                limit: int | None = None) -> list[samples.Sample]:
+    """Raw samples of a tag in [start, end), in source-time order, from rows and chunks alike."""
+    return samples.read_samples(sess, tag_id, to_us(start), to_us(end), limit)
 
 
 def _last_assured_us(sess: Session, asset_id: int) -> int | None:
@@ -558,8 +553,7 @@ def last_sample_us(sess: Session, asset_id: int) -> int | None:
     """Source time of the newest sample of any tag of the asset."""
     newest = None
     for tag_id in sess.execute(select(Tag.id).where(Tag.asset_id == asset_id)).scalars():
-        value = sess.execute(select(func.max(TelemetrySample.source_us))
-                             .where(TelemetrySample.tag_id == tag_id)).scalar_one_or_none()
+        value = samples.newest_source_us(sess, tag_id)
         if value is not None and (newest is None or value > newest):
             newest = value
     return newest
