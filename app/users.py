@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
-from app.audit import Audited, audit_reason, record_event
+from app.audit import Actor, Audited, acting_as, audit_reason, record_event
 from app.db import Base, utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
 from app.permissions import ALL_ROLES, ROLES
@@ -277,7 +277,8 @@ def authenticate(sess: Session, username: str, password: str, *, context: str = 
             raise SignatureRefused("The password was wrong too many times: this account is now locked. "
                                    "An administrator must unlock it.")
         raise SignatureRefused("The user ID or password is not correct.")
-    register_success(sess, user)
+    with acting_as(Actor(user.id, user.username)):  # the person who just proved who they are
+        register_success(sess, user)
     return user
 
 

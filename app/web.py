@@ -31,7 +31,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 from app import db
-from app.audit import Actor, history_for, search_trail, set_actor, verify_chain
+from app.audit import ANONYMOUS, Actor, history_for, reset_actor, search_trail, set_actor, verify_chain
 from app.errors import DomainError, ValidationFailed
 from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, require
 from app.shell import NAV_ITEMS
@@ -134,6 +134,19 @@ def _load_user_from_basic_auth(req: Any) -> User | None:
 def is_static_request() -> bool:
     endpoint = request.endpoint or ""
     return endpoint == "static" or endpoint.endswith(".static")
+
+
+def _start_request_as_anonymous() -> None:
+    """First thing in every request, before any user is loaded (HTTP Basic runs in the request loader):
+    nobody is known yet, so whatever happens until a user is loaded is done by "anonymous", never by
+    the previous request's user."""
+    g.actor_token = set_actor(ANONYMOUS)
+
+
+def _forget_request_actor(_exc: Any) -> None:
+    token = g.pop("actor_token", None)
+    if token is not None:
+        reset_actor(token)
 
 
 def _before_request() -> Any:
@@ -483,7 +496,10 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "core.login"
+    # the actor is reset before every other before-request function (extensions' included)
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request_as_anonymous)
     app.before_request(_before_request)
+    app.teardown_request(_forget_request_actor)
     app.after_request(_security_headers)
     app.after_request(_commit_unit_of_work)  # registered last, so it runs first
     app.teardown_appcontext(_teardown)
