@@ -41,8 +41,12 @@ class ReasonSchema(Schema):
 
 
 class RolesSchema(ReasonSchema):
+    """A role change, e-signed by the administrator making it: both credential components each time."""
+
     roles = fields.List(fields.Str(validate=validate.OneOf(list(ROLES))), required=True,
                         validate=validate.Length(min=1))
+    username = fields.Str(required=True, error_messages={"required": "Sign with your user ID."})
+    password = fields.Str(required=True, load_only=True, error_messages={"required": "Sign with your password."})
 
 
 class AuditEntrySchema(Schema):
@@ -121,9 +125,10 @@ class UserRoles(MethodView):
     @users_blp.arguments(RolesSchema)
     @users_blp.response(200, UserSchema)
     def put(self, data: dict[str, Any], user_id: int) -> Any:
-        """Replace the user's roles (reason required)."""
+        """Replace another user's roles, with a reason and the administrator's e-signature."""
         user = get_user(db.session, user_id)
-        set_roles(db.session, user, data["roles"], data["reason"])
+        set_roles(db.session, user, data["roles"], data["reason"], by=current_user,
+                  username=data["username"], password=data["password"])
         return user
 
 

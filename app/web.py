@@ -32,8 +32,8 @@ from werkzeug.exceptions import HTTPException
 
 from app import db
 from app.audit import ANONYMOUS, Actor, history_for, reset_actor, search_trail, set_actor, verify_chain
-from app.errors import DomainError, ValidationFailed
-from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, require
+from app.errors import Conflict, DomainError, ValidationFailed
+from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, may_see_record_history, require
 from app.shell import NAV_ITEMS
 from app.signatures import MEANINGS, signatures_for
 from app.users import (
@@ -105,10 +105,24 @@ def format_cells(value: float | int | None, digits: int = 2) -> str:
 # --- request lifecycle --------------------------------------------------------------------------
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    # "<id>.<stamp>": a session opened before a change of the user's roles, password or status is void.
+    user_id, _, stamp = session_id.partition(".")
+    if not (user_id.isascii() and user_id.isdigit()):
+        return None
     # Roles in the same statement: every request needs them for the permission checks.
-    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)]) if user_id.isdigit() else None
-    return user if user is not None and user.is_active else None
+    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)])
+    if user is None or not user.is_active or stamp != user.session_stamp():
+        return None
+    return user
+
+
+def renew_session(user: User) -> None:
+    """A new session (and so a new CSRF token) for the user: at login and after a privilege change."""
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF keeps the request's token here too
+    login_user(user)
+    session["last_active"] = datetime.now(timezone.utc).timestamp()
 
 
 @login_manager.request_loader
@@ -169,11 +183,23 @@ def _before_request() -> Any:
                 flash(message, "warning")
                 return redirect(url_for("core.login", next=request.full_path))
             session["last_active"] = now
-    else:
-        set_actor(Actor(None, "anonymous"))
+        if user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+            message = "Please set a new password before you continue."
+            if is_api_request():
+                return _error_response(403, "Password change required",
+                                       message + " Change it on the web page /account/password.")
+            flash(message, "warning")
+            return redirect(url_for("core.account_password"))
+    elif is_api_request():
+        return None  # the view answers 401 before any form token is looked at: authentication comes first
     if request.method not in SAFE_METHODS and not g.get("basic_auth"):
         csrf.protect()
     return None
+
+
+# what a user who must change the initial password may still reach
+PASSWORD_CHANGE_ENDPOINTS = {"core.account_password", "core.logout", "core.login", "core.health",
+                             "core.health_live", "core.health_ready"}
 
 
 def _commit_unit_of_work(response: Any) -> Any:
@@ -342,8 +368,7 @@ def login() -> Any:
     except DomainError as exc:
         return render_template("app/login.html", error=exc.message, username=username,
                                next=form_value("next")), 401
-    login_user(user)
-    session["last_active"] = datetime.now(timezone.utc).timestamp()
+    renew_session(user)  # nothing from before the login (its CSRF token included) stays valid
     set_actor(Actor(user.id, user.username))
     if user.must_change_password:
         flash("Please set a new password before you continue.", "warning")
@@ -382,6 +407,8 @@ def account_password() -> Any:
             if request.form.get("new_password") != request.form.get("confirm_password"):
                 raise ValidationFailed("The two new passwords differ.", errors={"confirm_password": ["Must match."]})
             change_password(db.session, current_user, request.form.get("new_password", ""))
+            db.session.flush()
+            renew_session(current_user._get_current_object())
         except DomainError as exc:
             db.session.rollback()
             errors = dict(exc.errors) or {"current_password": [exc.message]}
@@ -431,12 +458,15 @@ def admin_user_action(user_id: int, action: str) -> Any:
     user = get_user(db.session, user_id)
     reason = form_value("reason")
     if action == "roles":
-        set_roles(db.session, user, request.form.getlist("roles"), reason)
+        set_roles(db.session, user, request.form.getlist("roles"), reason, by=current_user,
+                  username=form_value("sign_username"), password=request.form.get("sign_password", ""))
     elif action == "deactivate":
         deactivate_user(db.session, user, reason, by=current_user)
     elif action == "unlock":
         unlock_user(db.session, user, reason)
     elif action == "reset-password":
+        if user.id == current_user.id:
+            raise Conflict("Change your own password on your account page, not here.")
         change_password(db.session, user, request.form.get("password", ""), reason=reason or "reset by administrator")
         user.must_change_password = True
     else:
@@ -484,8 +514,10 @@ def audit_verify() -> Any:
 @bp.route("/records/<table>/<record_id>/history")
 @require("audit.record_history")
 def record_history_page(table: str, record_id: str) -> Any:
-    if not re.fullmatch(r"[a-z_]{1,80}", table):
+    if not re.fullmatch(r"[a-z_]{1,80}", table) or table not in db.Base.metadata.tables:
         abort(404)
+    if not may_see_record_history(current_user, table):
+        abort(403, "Your role does not allow you to see these records, nor their history.")
     entries = record_history(table, record_id)
     return render_template("app/record_history.html", table=table, record_id=record_id, entries=entries)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.permissions import ALL_ROLES, define_permissions
+from app.permissions import ALL_ROLES, define_permissions, define_record_views
 
 define_permissions({
     "sourcing.view": (ALL_ROLES, "See cord blood units, their eligibility, criteria results and custody"),
@@ -13,6 +13,9 @@ define_permissions({
     "sourcing.disposition": ({"qa"}, "Quarantine, accept, reject and exceptionally release cord blood units"),
     "sourcing.criteria": ({"qa"}, "Draft and approve cord blood acceptance criteria"),
 })
+define_record_views({table: "sourcing.view" for table in (
+    "cbu_acceptance_criteria", "cord_blood_unit", "cbu_criterion_result", "cbu_custody_event",
+    "cbu_exceptional_release")})
 
 
 def init_app(app: Any, api: Any) -> None:
