@@ -7,11 +7,12 @@ from flask import Flask, render_template
 from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app import db
 from app.audit import search_trail, verify_chain
 from app.permissions import ROLES, require
+from app.schemas import Schema
 from app.users import create_user, deactivate_user, get_user, list_users, set_roles, unlock_user
 from app.web import parse_local_datetime
 

@@ -178,8 +178,8 @@ def create_user(sess: Session, *, username: str, full_name: str, password: str, 
     username = (username or "").strip().lower()
     full_name = (full_name or "").strip()
     errors: dict[str, list[str]] = {}
-    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
-        errors["username"] = ["Use letters, digits, dot, dash or underscore."]
+    if not username or not username.isascii() or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        errors["username"] = ["Use the letters a-z, digits 0-9, dot, dash or underscore."]
     if not full_name:
         errors["full_name"] = ["The printed name is required: it appears on every signature."]
     if errors:

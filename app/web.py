@@ -33,7 +33,9 @@ from werkzeug.exceptions import HTTPException
 from app import db
 from app.audit import ANONYMOUS, Actor, history_for, reset_actor, search_trail, set_actor, verify_chain
 from app.errors import Conflict, DomainError, ValidationFailed
+from app.outage import outage
 from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, may_see_record_history, require
+from app.schemas import check_text
 from app.shell import NAV_ITEMS
 from app.signatures import MEANINGS, signatures_for
 from app.users import (
@@ -155,6 +157,9 @@ def _start_request_as_anonymous() -> None:
     nobody is known yet, so whatever happens until a user is loaded is done by "anonymous", never by
     the previous request's user."""
     g.actor_token = set_actor(ANONYMOUS)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and (request.content_length or 0) > limit:
+        abort(413)  # refused before anything reads the body (or loads a user)
 
 
 def _forget_request_actor(_exc: Any) -> None:
@@ -194,7 +199,30 @@ def _before_request() -> Any:
         return None  # the view answers 401 before any form token is looked at: authentication comes first
     if request.method not in SAFE_METHODS and not g.get("basic_auth"):
         csrf.protect()
+    if is_api_request():
+        return _refuse_a_body_that_is_not_json()
+    _refuse_control_characters_in_form()
     return None
+
+
+def _refuse_a_body_that_is_not_json() -> Any:
+    """JSON endpoints read JSON only: anything else is a 415, not a list of "missing" fields."""
+    if request.method in SAFE_METHODS or request.url_rule is None:
+        return None
+    has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if has_body and not request.is_json:
+        return _error_response(415, "Unsupported media type",
+                               "Send the request body as JSON (Content-Type: application/json); nothing was saved.")
+    return None
+
+
+def _refuse_control_characters_in_form() -> None:
+    """Tablet forms: every typed value is checked as the schemas check text (tab and line breaks only in
+    long text), so a control character is refused in words before anything is saved."""
+    if request.method in SAFE_METHODS:
+        return
+    for name, value in request.form.items(multi=True):
+        check_text(name, value)
 
 
 # what a user who must change the initial password may still reach
@@ -207,11 +235,19 @@ def _commit_unit_of_work(response: Any) -> Any:
     if response.status_code >= 400:
         db.session.rollback()
         return response
+    answered = db.session().info.get("database_answered", False)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return _error_response(409, "Conflict", CONFLICT_MESSAGE)
+    except (DataError, OverflowError, UnicodeEncodeError):
+        db.session.rollback()  # the database refused a value only when the audit entries were written
+        return _error_response(422, "Value refused", OUT_OF_RANGE_MESSAGE)
+    except OperationalError as exc:
+        return _database_unavailable(exc)
+    if answered:
+        outage.answered()
     return response
 
 
@@ -219,8 +255,42 @@ CONFLICT_MESSAGE = ("Another change to the same record was saved first, or the r
                     "nothing of yours was saved. Reload the page and check before trying again.")
 
 
-OUT_OF_RANGE_MESSAGE = ("A number or text in the request is larger than this system can record; nothing was "
-                        "saved. Check the values and try again.")
+OUT_OF_RANGE_MESSAGE = ("The database refused a value in the request (a number or text too large to record, or "
+                        "a character it cannot store); nothing was saved. Check the values and try again.")
+
+
+RETRY_AFTER_SECONDS = 10
+
+
+def _database_unavailable(exc: Exception) -> Any:
+    """A 503 that needs nothing from the database: a page that names no user, or JSON; logged once per outage."""
+    try:
+        db.session.rollback()
+    except OperationalError:
+        pass  # the connection is gone already: nothing of this request was saved
+    outage.failed(exc)
+    if is_api_request() or request.accept_mimetypes.best == "application/json":
+        response = jsonify(code=503, status="Database unavailable", message=ERROR_ADVICE[503])
+    else:
+        refresh = request.method in SAFE_METHODS
+        retry = request.full_path if refresh else safe_next(_same_site_referrer())
+        # straight from the template, without the context processors (Flask-Login's would load the user)
+        page = current_app.jinja_env.get_template("errors/unavailable.html").render(
+            retry_after=RETRY_AFTER_SECONDS, refresh=refresh, retry_url=retry, url_for=url_for)
+        response = current_app.make_response(page)
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _same_site_referrer() -> str | None:
+    referrer = request.referrer or ""
+    root = request.host_url
+    return "/" + referrer[len(root):] if referrer.startswith(root) else None
+
+
+def _note_database_answered(session: Any, _transaction: Any, _connection: Any) -> None:
+    session.info["database_answered"] = True
 
 
 def _security_headers(response: Any) -> Any:
@@ -248,6 +318,8 @@ ERROR_ADVICE = {
     404: "The page or record does not exist. Check the address or search for the record.",
     405: "That action is not available here. Use the buttons on the page.",
     409: "The record changed or is in a state that does not allow this. Reload the page and check.",
+    413: "The request is too large; nothing was saved. Send less at once.",
+    415: "Send the request body as JSON; nothing was saved.",
     422: "Please correct the entry and try again.",
     500: "Something went wrong on the server and nothing was saved. Try again; if it happens again, "
          "note the time and tell your administrator.",
@@ -273,6 +345,10 @@ def handle_http_exception(exc: HTTPException) -> Any:
         for location in exc.data.get("messages", {}).values():
             errors.update(location if isinstance(location, dict) else {"_": location})
         return _error_response(exc.code or 400, exc.name, "Please correct the highlighted fields.", errors)
+    if exc.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        return _error_response(413, "Request too large", f"The request is larger than {limit // 1024} KB, the most "
+                               "this system accepts at once; nothing was saved.")
     return _error_response(exc.code or 500, exc.name, exc.description if exc.code != 500 else ERROR_ADVICE[500])
 
 
@@ -298,9 +374,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
+    @app.errorhandler(UnicodeEncodeError)
     def _value_out_of_range(_exc: Exception) -> Any:
-        db.session.rollback()  # a number or text too large for its column reached the database
-        return _error_response(422, "Value out of range", OUT_OF_RANGE_MESSAGE)
+        db.session.rollback()  # a value the database cannot store reached it
+        return _error_response(422, "Value refused", OUT_OF_RANGE_MESSAGE)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
@@ -309,9 +386,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _db_unavailable(exc: OperationalError) -> Any:
-        db.session.rollback()
-        current_app.logger.exception("database error")
-        return _error_response(503, "Database unavailable", ERROR_ADVICE[503])
+        return _database_unavailable(exc)
 
     app.register_error_handler(HTTPException, handle_http_exception)
 
@@ -384,9 +459,34 @@ def logout() -> Any:
     return redirect(url_for("core.login"))
 
 
-@bp.route("/health")
-def health() -> Any:
+def readiness_engine() -> Any:
+    return db.get_engine(current_app.config["DATABASE_URL"])
+
+
+@bp.route("/health/live")
+def health_live() -> Any:
+    """Liveness: the process answers requests (the database is not asked)."""
     return jsonify(status="ok")
+
+
+@bp.route("/health")
+@bp.route("/health/ready", endpoint="health_ready")
+def health() -> Any:
+    """Readiness: the database answers a trivial query now; 503 while it does not."""
+    try:
+        # a pooled DBAPI connection and one trivial statement: no BEGIN, so it never waits for a writer
+        connection = readiness_engine().raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            connection.close()
+    except Exception as exc:  # noqa: BLE001  (the driver's own errors come unwrapped here: all mean "not ready")
+        outage.failed(exc)
+        return jsonify(status="unavailable", database="not answering"), 503
+    outage.answered()
+    return jsonify(status="ok", database="ok")
 
 
 @bp.route("/")
@@ -535,6 +635,10 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.after_request(_commit_unit_of_work)  # registered last, so it runs first
     app.teardown_appcontext(_teardown)
+    from sqlalchemy import event
+
+    if not event.contains(db.session, "after_begin", _note_database_answered):
+        event.listen(db.session, "after_begin", _note_database_answered)
     _register_error_handlers(app)
     app.jinja_env.filters["site_time"] = site_time
     app.jinja_env.filters["cells"] = format_cells

@@ -1,9 +1,10 @@
 """Marshmallow schemas of the equipment REST API: shape and format; the rules are in operations."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app.numbers import SiteNumber
+from app.schemas import Schema
 from equipment.models import ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
 
 

@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from app.db import utcnow
 from app.numbers import NumberFormatError, SiteNumber, example, parse_number
+from app.schemas import Schema
 from batches.sourcing.isbt128 import DinError, parse_din, parse_product_code
 from batches.sourcing.models import ABO_RH_TYPES, EVENT_TYPES, MARKER_RESULTS, MARKERS, STATUSES
 from batches.sourcing.operations import CLOCK_TOLERANCE, collection_date_errors
@@ -102,7 +103,7 @@ class MarkerResult(fields.Field):
         return key
 
 
-HLA_ALLELE = re.compile(r"(?:(?:A|B|DRB1)\*)?\d{2,3}(?::\d{2,3}){0,3}[NLSCAQ]?")
+HLA_ALLELE = re.compile(r"(?:(?:A|B|DRB1)\*)?[0-9]{2,3}(?::[0-9]{2,3}){0,3}[NLSCAQ]?")
 
 
 def _hla(locus: str) -> fields.Str:
