@@ -55,6 +55,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "auto")
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)  # bytes in one request body (413 above)
     WTF_CSRF_TIME_LIMIT = None  # the idle timeout bounds a form's life instead
 
     API_TITLE = "NK MES API"

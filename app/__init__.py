@@ -46,4 +46,5 @@ def create_app(config_object: Any = None) -> Flask:
     for name in app.config.get("DOMAIN_PACKAGES", []):
         importlib.import_module(name).init_app(app, rest)
     api.finish(app, rest)
+    cli.finish(app)
     return app

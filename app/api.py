@@ -6,12 +6,14 @@ from typing import Any
 from flask import Flask, render_template
 from flask.views import MethodView
 from flask_login import current_user
+from apispec import BasePlugin
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app import db
 from app.audit import search_trail, verify_chain
 from app.permissions import ROLES, require
+from app.schemas import Schema
 from app.users import create_user, deactivate_user, get_user, list_users, set_roles, unlock_user
 from app.web import parse_local_datetime
 
@@ -29,7 +31,7 @@ class UserSchema(Schema):
     locked = fields.Bool(dump_only=True, attribute="is_locked")
     failed_attempts = fields.Int(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
-    deactivated_at = fields.DateTime(dump_only=True)
+    deactivated_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class UserCreateSchema(UserSchema):
@@ -41,8 +43,12 @@ class ReasonSchema(Schema):
 
 
 class RolesSchema(ReasonSchema):
+    """A role change, e-signed by the administrator making it: both credential components each time."""
+
     roles = fields.List(fields.Str(validate=validate.OneOf(list(ROLES))), required=True,
                         validate=validate.Length(min=1))
+    username = fields.Str(required=True, error_messages={"required": "Sign with your user ID."})
+    password = fields.Str(required=True, load_only=True, error_messages={"required": "Sign with your password."})
 
 
 class AuditEntrySchema(Schema):
@@ -121,9 +127,10 @@ class UserRoles(MethodView):
     @users_blp.arguments(RolesSchema)
     @users_blp.response(200, UserSchema)
     def put(self, data: dict[str, Any], user_id: int) -> Any:
-        """Replace the user's roles (reason required)."""
+        """Replace another user's roles, with a reason and the administrator's e-signature."""
         user = get_user(db.session, user_id)
-        set_roles(db.session, user, data["roles"], data["reason"])
+        set_roles(db.session, user, data["roles"], data["reason"], by=current_user,
+                  username=data["username"], password=data["password"])
         return user
 
 
@@ -176,11 +183,47 @@ class AuditVerify(MethodView):
         return verify_chain(db.session)
 
 
+class TruthfulContract(BasePlugin):
+    """Adds to every operation of the document what the shell in front of it really does: how to
+    authenticate, and the error statuses (with the error schema) that authentication, permissions, the
+    record lookup, the body checks and the database can answer."""
+
+    WRITES = {"post", "put", "patch", "delete"}
+    STATUS_NAMES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                    409: "CONFLICT", 413: "REQUEST_ENTITY_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+                    422: "UNPROCESSABLE_ENTITY", 503: "SERVICE_UNAVAILABLE"}
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **_kwargs: Any) -> None:
+        for method, operation in (operations or {}).items():
+            if method not in {"get", "head", "options"} | self.WRITES:
+                continue
+            write = method in self.WRITES
+            statuses = {401, 403, 503}
+            if "{" in (path or ""):
+                statuses.add(404)
+            if write:
+                statuses |= {400, 409, 413, 415, 422}
+            elif operation.get("parameters"):
+                statuses.add(422)
+            responses = operation.setdefault("responses", {})
+            for status in sorted(statuses):
+                responses.setdefault(str(status), self.STATUS_NAMES[status])
+            session = {"sessionCookie": [], "csrfHeader": []} if write else {"sessionCookie": []}
+            operation.setdefault("security", [{"basicAuth": []}, session])
+
+
 def init_app(app: Flask) -> Api:
     rest = Api(app, spec_kwargs={"info": {"description": "REST API of the NK cell therapy MES. Authenticate "
                                           "with HTTP Basic (user ID and password) or the web session cookie "
                                           "plus the X-CSRFToken header."}})
     rest.spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
+    rest.spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie", "name": "session",
+                                                           "description": "the web session after logging in"})
+    rest.spec.components.security_scheme("csrfHeader", {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                                                        "description": "with the session cookie, on every write"})
+    contract = TruthfulContract()
+    contract.init_spec(rest.spec)
+    rest.spec.plugins.append(contract)
     from werkzeug.exceptions import HTTPException
 
     from app.web import handle_http_exception

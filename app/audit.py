@@ -39,15 +39,34 @@ class Actor:
 
 
 SYSTEM = Actor(None, "system")
-_actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("audit_actor", default=SYSTEM)
+ANONYMOUS = Actor(None, "anonymous")
+# No default: a request, job or command that has not said who is acting cannot write to the trail.
+_actor: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("audit_actor", default=None)
 
 
-def set_actor(actor: Actor) -> contextvars.Token:
+class UnknownActor(RuntimeError):
+    """Something tried to record a change while nobody had said who is acting (a programming error)."""
+
+
+def set_actor(actor: Actor | None) -> contextvars.Token:
+    """Say who acts from now on in this context; ``None`` forgets it (the start of every request or job)."""
     return _actor.set(actor)
 
 
+def reset_actor(token: contextvars.Token) -> None:
+    """Put back the actor that was in force before ``set_actor`` returned ``token``."""
+    try:
+        _actor.reset(token)
+    except ValueError:  # made in another context: forget the actor rather than keep this one
+        _actor.set(None)
+
+
 def current_actor() -> Actor:
-    return _actor.get()
+    """Who is acting; raises ``UnknownActor`` when nobody said (never a leftover from earlier work)."""
+    actor = _actor.get()
+    if actor is None:
+        raise UnknownActor("nothing may be recorded without a known actor: set one with acting_as or set_actor")
+    return actor
 
 
 def _flush_shared_session_changes() -> None:

@@ -1,6 +1,7 @@
 """Command-line tools: migrations, the first administrator, demo users, audit chain verification."""
 from __future__ import annotations
 
+import functools
 import secrets
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app import db
-from app.audit import Actor, acting_as, verify_chain
+from app.audit import Actor, acting_as, reset_actor, set_actor, verify_chain
 from app.permissions import ROLES
 from app.users import User, create_user
 
@@ -141,3 +142,30 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(services_cli)
     app.cli.add_command(create_admin)
     app.cli.add_command(demo_data)
+
+
+def _run_as_command(command: click.Command, path: str) -> None:
+    """Every command starts as the actor ``cli:<its name>``, whatever ran before it in this process."""
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _run_as_command(sub, f"{path} {name}".strip())
+        return
+    callback = command.callback
+    if callback is None or getattr(callback, "starts_with_own_actor", False):
+        return
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        token = set_actor(Actor(None, f"cli:{path}"))
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            reset_actor(token)
+
+    run.starts_with_own_actor = True  # type: ignore[attr-defined]
+    command.callback = run
+
+
+def finish(app: Flask) -> None:
+    """After the domains added their commands: each one resets the actor when it starts."""
+    _run_as_command(app.cli, "")

@@ -87,6 +87,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the dialect settings this product relies on."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgresql"):
+        # a database host that does not answer fails a request in seconds, not after the TCP timeout
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

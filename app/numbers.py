@@ -16,8 +16,8 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 _FORM = re.compile(
-    r"(?P<sign>[+-]?)(?P<mantissa>[\d.,]+)"
-    r"(?:\s*[eE]\s*(?P<e1>[+-]?\d+)|\s*[xX×*]\s*10\s*\^\s*(?P<e2>[+-]?\d+))?")
+    r"(?P<sign>[+-]?)(?P<mantissa>[0-9.,]+)"
+    r"(?:\s*[eE]\s*(?P<e1>[+-]?[0-9]+)|\s*[xX×*]\s*10\s*\^\s*(?P<e2>[+-]?[0-9]+))?")
 
 _decimal = "."
 
@@ -50,19 +50,19 @@ def _plain_mantissa(text: str) -> str:
         integer, _, fraction = text.partition(point)
         groups = integer.split(group)
         if (len(groups) == 2 and not fraction and len(groups[1]) == 3
-                and re.fullmatch(r"\d{1,3}", groups[0])):
+                and re.fullmatch(r"[0-9]{1,3}", groups[0])):
             raise NumberFormatError(
                 f"'{text}' could be read as {groups[0]}{point}{groups[1]} or {''.join(groups)}: write "
                 f"{''.join(groups)} or {groups[0]}{point}{groups[1].rstrip('0') or '0'}.")
-        strict = re.fullmatch(r"\d{1,3}(?:" + re.escape(group) + r"\d{3})+(?:" + re.escape(point) + r"\d+)?", text)
+        strict = re.fullmatch(r"[0-9]{1,3}(?:" + re.escape(group) + r"[0-9]{3})+(?:" + re.escape(point) + r"[0-9]+)?", text)
         if not strict:
-            if re.fullmatch(r"\d+" + re.escape(group) + r"\d+", text):
+            if re.fullmatch(r"[0-9]+" + re.escape(group) + r"[0-9]+", text):
                 raise NumberFormatError(f"'{text}': this site writes decimals with '{point}', "
                                         f"for example {example()}.")
             raise NumberFormatError(f"'{text}' is not a number: write it without separators, for example "
                                     f"{example('1500000')} or {example('1.5')}x10^6.")
         text = text.replace(group, "")
-    if not re.fullmatch(r"\d+(?:" + re.escape(point) + r"\d*)?|" + re.escape(point) + r"\d+", text):
+    if not re.fullmatch(r"[0-9]+(?:" + re.escape(point) + r"[0-9]*)?|" + re.escape(point) + r"[0-9]+", text):
         raise NumberFormatError(f"'{text}' is not a number (for example {example()}).")
     return text.replace(point, ".")
 

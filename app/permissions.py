@@ -43,8 +43,28 @@ define_permissions({
     "users.view": ({"admin"}, "See user accounts, roles and lockouts"),
     "users.manage": ({"admin"}, "Create, deactivate, unlock users and assign roles"),
     "audit.view": ({"admin", "qa"}, "Search the whole audit trail"),
-    "audit.record_history": (ALL_ROLES, "See a record's own audit history"),
+    "audit.record_history": (ALL_ROLES, "See the audit history of a record one's role may see"),
 })
+
+
+# audited table -> the permission that lets a role see such a record (and so its history); tables not
+# named here have their history shown only to those who may search the whole trail
+RECORD_VIEW_PERMISSIONS: dict[str, str] = {}
+
+
+def define_record_views(table: dict[str, str]) -> None:
+    """Declare which permission lets a role see the records of each table, and so their audit history."""
+    for name, permission in table.items():
+        roles_for(permission)
+        RECORD_VIEW_PERMISSIONS[name] = permission
+
+
+def may_see_record_history(user: Any, table: str) -> bool:
+    """Whole-trail readers see every history; others only that of records their role may see."""
+    if can(user, "audit.view"):
+        return True
+    permission = RECORD_VIEW_PERMISSIONS.get(table)
+    return permission is not None and can(user, permission)
 
 
 def roles_for(permission: str) -> frozenset[str]:
@@ -100,3 +120,6 @@ def permission_of(view: Callable[..., Any], method: str) -> str | None:
         handler = getattr(view_class, method.lower(), None)
         return getattr(handler, "required_permission", None)
     return getattr(view, "required_permission", None)
+
+
+define_record_views({"user_account": "users.view", "user_role": "users.view", "user_role_change": "users.view"})

@@ -6,13 +6,16 @@ from typing import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
+import hashlib
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
-from app.audit import Audited, audit_reason, record_event
+from app.audit import Actor, Audited, acting_as, audit_reason, record_event
 from app.db import Base, utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
 from app.permissions import ALL_ROLES, ROLES
+from app.signatures import Signable, sign_record
 
 # Argon2id; create_app sets the parameters from the configuration (by default OWASP's recommended minimum
 # memory and passes, in two lanes).
@@ -61,7 +64,13 @@ class User(Audited, Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # The session names the user and a stamp of what the user may do: a change of roles, password or
+        # status makes every session opened before it invalid, so the user logs in again into a new one.
+        return f"{self.id}.{self.session_stamp()}"
+
+    def session_stamp(self) -> str:
+        basis = f"{self.id}|{self.password_changed_at.isoformat()}|{','.join(self.role_names)}|{self.active}"
+        return hashlib.sha256(basis.encode()).hexdigest()[:20]
 
     @property
     def role_names(self) -> list[str]:
@@ -84,6 +93,19 @@ class UserRole(Audited, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     role: Mapped[str] = mapped_column(String(40))
     user: Mapped[User] = relationship(back_populates="roles")
+
+
+class RoleChange(Audited, Signable, Base):
+    """A change of a user's roles, e-signed by the administrator who made it, with the reason."""
+
+    __tablename__ = "user_role_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    old_roles: Mapped[str] = mapped_column(String(300))
+    new_roles: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime]
 
 
 class PasswordHistory(Base):
@@ -156,8 +178,8 @@ def create_user(sess: Session, *, username: str, full_name: str, password: str, 
     username = (username or "").strip().lower()
     full_name = (full_name or "").strip()
     errors: dict[str, list[str]] = {}
-    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
-        errors["username"] = ["Use letters, digits, dot, dash or underscore."]
+    if not username or not username.isascii() or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        errors["username"] = ["Use the letters a-z, digits 0-9, dot, dash or underscore."]
     if not full_name:
         errors["full_name"] = ["The printed name is required: it appears on every signature."]
     if errors:
@@ -191,10 +213,33 @@ def change_password(sess: Session, user: User, new_password: str, *, reason: str
         sess.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash, created_at=now))
 
 
-def set_roles(sess: Session, user: User, roles: Iterable[str], reason: str) -> None:
+def _other_active_admins(sess: Session, user: User) -> int:
+    return sess.execute(
+        select(func.count(User.id)).join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == "admin", User.active.is_(True), User.locked_at.is_(None), User.id != user.id)
+    ).scalar_one()
+
+
+def _refuse_own_account(user: User, by: User | None, what: str) -> None:
+    if by is not None and by.id == user.id:
+        raise Conflict(f"You cannot {what} your own account: another administrator must do it.")
+
+
+def set_roles(sess: Session, user: User, roles: Iterable[str], reason: str, *, by: User,
+              username: str, password: str) -> RoleChange:
+    """Replace a user's roles: never one's own, never leaving no active administrator, e-signed by the
+    administrator (both credential components again) and audited with the reason."""
     wanted = normalise_roles(roles)
     if not (reason or "").strip():
         raise ReasonRequired("Changing roles needs a reason.", errors={"reason": ["Give the reason."]})
+    if by is None:
+        raise Conflict("A role change needs the e-signature of the administrator who makes it.")
+    _refuse_own_account(user, by, "change the roles of")
+    if not user.active:
+        raise Conflict("This account is deactivated; its roles cannot be changed.")
+    if user.has_role("admin") and "admin" not in wanted and not _other_active_admins(sess, user):
+        raise Conflict("This is the last active administrator: give another user the admin role first.")
+    old = user.role_names
     with audit_reason(sess, reason):
         current = {r.role: r for r in user.roles}
         for role, link in current.items():
@@ -203,6 +248,13 @@ def set_roles(sess: Session, user: User, roles: Iterable[str], reason: str) -> N
         for role in wanted:
             if role not in current:
                 user.roles.append(UserRole(role=role))
+        change = RoleChange(user_id=user.id, old_roles=",".join(old), new_roles=",".join(wanted),
+                            reason=reason.strip(), changed_at=utcnow())
+        sess.add(change)
+        sess.flush()
+    sign_record(sess, change, meaning="approved", username=username, password=password, current_user=by,
+                comment=reason.strip())
+    return change
 
 
 def deactivate_user(sess: Session, user: User, reason: str, by: User | None = None) -> None:
@@ -210,8 +262,9 @@ def deactivate_user(sess: Session, user: User, reason: str, by: User | None = No
         raise ReasonRequired("Deactivating an account needs a reason.", errors={"reason": ["Give the reason."]})
     if not user.active:
         raise Conflict("This account is already deactivated.")
-    if by is not None and by.id == user.id:
-        raise Conflict("You cannot deactivate your own account.")
+    _refuse_own_account(user, by, "deactivate")
+    if user.has_role("admin") and not _other_active_admins(sess, user):
+        raise Conflict("This is the last active administrator: it cannot be deactivated.")
     with audit_reason(sess, reason):
         user.active = False
         user.deactivated_at = utcnow()
@@ -277,7 +330,8 @@ def authenticate(sess: Session, username: str, password: str, *, context: str = 
             raise SignatureRefused("The password was wrong too many times: this account is now locked. "
                                    "An administrator must unlock it.")
         raise SignatureRefused("The user ID or password is not correct.")
-    register_success(sess, user)
+    with acting_as(Actor(user.id, user.username)):  # the person who just proved who they are
+        register_success(sess, user)
     return user
 
 

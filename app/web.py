@@ -31,9 +31,11 @@ from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 from app import db
-from app.audit import Actor, history_for, search_trail, set_actor, verify_chain
-from app.errors import DomainError, ValidationFailed
-from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, require
+from app.audit import ANONYMOUS, Actor, history_for, reset_actor, search_trail, set_actor, verify_chain
+from app.errors import Conflict, DomainError, ValidationFailed
+from app.outage import outage
+from app.permissions import PERMISSIONS, ROLES, NotAuthenticated, can, may_see_record_history, require
+from app.schemas import check_text
 from app.shell import NAV_ITEMS
 from app.signatures import MEANINGS, signatures_for
 from app.users import (
@@ -118,10 +120,24 @@ def format_number(value: float | int | None) -> str:
 # --- request lifecycle --------------------------------------------------------------------------
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    # "<id>.<stamp>": a session opened before a change of the user's roles, password or status is void.
+    user_id, _, stamp = session_id.partition(".")
+    if not (user_id.isascii() and user_id.isdigit()):
+        return None
     # Roles in the same statement: every request needs them for the permission checks.
-    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)]) if user_id.isdigit() else None
-    return user if user is not None and user.is_active else None
+    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)])
+    if user is None or not user.is_active or stamp != user.session_stamp():
+        return None
+    return user
+
+
+def renew_session(user: User) -> None:
+    """A new session (and so a new CSRF token) for the user: at login and after a privilege change."""
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF keeps the request's token here too
+    login_user(user)
+    session["last_active"] = datetime.now(timezone.utc).timestamp()
 
 
 @login_manager.request_loader
@@ -149,6 +165,22 @@ def is_static_request() -> bool:
     return endpoint == "static" or endpoint.endswith(".static")
 
 
+def _start_request_as_anonymous() -> None:
+    """First thing in every request, before any user is loaded (HTTP Basic runs in the request loader):
+    nobody is known yet, so whatever happens until a user is loaded is done by "anonymous", never by
+    the previous request's user."""
+    g.actor_token = set_actor(ANONYMOUS)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and (request.content_length or 0) > limit:
+        abort(413)  # refused before anything reads the body (or loads a user)
+
+
+def _forget_request_actor(_exc: Any) -> None:
+    token = g.pop("actor_token", None)
+    if token is not None:
+        reset_actor(token)
+
+
 def _before_request() -> Any:
     if is_static_request():
         return None  # assets need no user, no idle-timer refresh and no database round trip
@@ -169,11 +201,46 @@ def _before_request() -> Any:
                 flash(message, "warning")
                 return redirect(url_for("core.login", next=request.full_path))
             session["last_active"] = now
-    else:
-        set_actor(Actor(None, "anonymous"))
+        if user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+            message = "Please set a new password before you continue."
+            if is_api_request():
+                return _error_response(403, "Password change required",
+                                       message + " Change it on the web page /account/password.")
+            flash(message, "warning")
+            return redirect(url_for("core.account_password"))
+    elif is_api_request():
+        return None  # the view answers 401 before any form token is looked at: authentication comes first
     if request.method not in SAFE_METHODS and not g.get("basic_auth"):
         csrf.protect()
+    if is_api_request():
+        return _refuse_a_body_that_is_not_json()
+    _refuse_control_characters_in_form()
     return None
+
+
+def _refuse_a_body_that_is_not_json() -> Any:
+    """JSON endpoints read JSON only: anything else is a 415, not a list of "missing" fields."""
+    if request.method in SAFE_METHODS or request.url_rule is None:
+        return None
+    has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if has_body and not request.is_json:
+        return _error_response(415, "Unsupported media type",
+                               "Send the request body as JSON (Content-Type: application/json); nothing was saved.")
+    return None
+
+
+def _refuse_control_characters_in_form() -> None:
+    """Tablet forms: every typed value is checked as the schemas check text (tab and line breaks only in
+    long text), so a control character is refused in words before anything is saved."""
+    if request.method in SAFE_METHODS:
+        return
+    for name, value in request.form.items(multi=True):
+        check_text(name, value)
+
+
+# what a user who must change the initial password may still reach
+PASSWORD_CHANGE_ENDPOINTS = {"core.account_password", "core.logout", "core.login", "core.health",
+                             "core.health_live", "core.health_ready"}
 
 
 def _commit_unit_of_work(response: Any) -> Any:
@@ -181,11 +248,19 @@ def _commit_unit_of_work(response: Any) -> Any:
     if response.status_code >= 400:
         db.session.rollback()
         return response
+    answered = db.session().info.get("database_answered", False)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return _error_response(409, "Conflict", CONFLICT_MESSAGE)
+    except (DataError, OverflowError, UnicodeEncodeError):
+        db.session.rollback()  # the database refused a value only when the audit entries were written
+        return _error_response(422, "Value refused", OUT_OF_RANGE_MESSAGE)
+    except OperationalError as exc:
+        return _database_unavailable(exc)
+    if answered:
+        outage.answered()
     return response
 
 
@@ -193,8 +268,42 @@ CONFLICT_MESSAGE = ("Another change to the same record was saved first, or the r
                     "nothing of yours was saved. Reload the page and check before trying again.")
 
 
-OUT_OF_RANGE_MESSAGE = ("A number or text in the request is larger than this system can record; nothing was "
-                        "saved. Check the values and try again.")
+OUT_OF_RANGE_MESSAGE = ("The database refused a value in the request (a number or text too large to record, or "
+                        "a character it cannot store); nothing was saved. Check the values and try again.")
+
+
+RETRY_AFTER_SECONDS = 10
+
+
+def _database_unavailable(exc: Exception) -> Any:
+    """A 503 that needs nothing from the database: a page that names no user, or JSON; logged once per outage."""
+    try:
+        db.session.rollback()
+    except OperationalError:
+        pass  # the connection is gone already: nothing of this request was saved
+    outage.failed(exc)
+    if is_api_request() or request.accept_mimetypes.best == "application/json":
+        response = jsonify(code=503, status="Database unavailable", message=ERROR_ADVICE[503])
+    else:
+        refresh = request.method in SAFE_METHODS
+        retry = request.full_path if refresh else safe_next(_same_site_referrer())
+        # straight from the template, without the context processors (Flask-Login's would load the user)
+        page = current_app.jinja_env.get_template("errors/unavailable.html").render(
+            retry_after=RETRY_AFTER_SECONDS, refresh=refresh, retry_url=retry, url_for=url_for)
+        response = current_app.make_response(page)
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _same_site_referrer() -> str | None:
+    referrer = request.referrer or ""
+    root = request.host_url
+    return "/" + referrer[len(root):] if referrer.startswith(root) else None
+
+
+def _note_database_answered(session: Any, _transaction: Any, _connection: Any) -> None:
+    session.info["database_answered"] = True
 
 
 def _security_headers(response: Any) -> Any:
@@ -222,6 +331,8 @@ ERROR_ADVICE = {
     404: "The page or record does not exist. Check the address or search for the record.",
     405: "That action is not available here. Use the buttons on the page.",
     409: "The record changed or is in a state that does not allow this. Reload the page and check.",
+    413: "The request is too large; nothing was saved. Send less at once.",
+    415: "Send the request body as JSON; nothing was saved.",
     422: "Please correct the entry and try again.",
     500: "Something went wrong on the server and nothing was saved. Try again; if it happens again, "
          "note the time and tell your administrator.",
@@ -247,6 +358,10 @@ def handle_http_exception(exc: HTTPException) -> Any:
         for location in exc.data.get("messages", {}).values():
             errors.update(location if isinstance(location, dict) else {"_": location})
         return _error_response(exc.code or 400, exc.name, "Please correct the highlighted fields.", errors)
+    if exc.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        return _error_response(413, "Request too large", f"The request is larger than {limit // 1024} KB, the most "
+                               "this system accepts at once; nothing was saved.")
     return _error_response(exc.code or 500, exc.name, exc.description if exc.code != 500 else ERROR_ADVICE[500])
 
 
@@ -272,9 +387,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
+    @app.errorhandler(UnicodeEncodeError)
     def _value_out_of_range(_exc: Exception) -> Any:
-        db.session.rollback()  # a number or text too large for its column reached the database
-        return _error_response(422, "Value out of range", OUT_OF_RANGE_MESSAGE)
+        db.session.rollback()  # a value the database cannot store reached it
+        return _error_response(422, "Value refused", OUT_OF_RANGE_MESSAGE)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
@@ -283,9 +399,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _db_unavailable(exc: OperationalError) -> Any:
-        db.session.rollback()
-        current_app.logger.exception("database error")
-        return _error_response(503, "Database unavailable", ERROR_ADVICE[503])
+        return _database_unavailable(exc)
 
     app.register_error_handler(HTTPException, handle_http_exception)
 
@@ -342,8 +456,7 @@ def login() -> Any:
     except DomainError as exc:
         return render_template("app/login.html", error=exc.message, username=username,
                                next=form_value("next")), 401
-    login_user(user)
-    session["last_active"] = datetime.now(timezone.utc).timestamp()
+    renew_session(user)  # nothing from before the login (its CSRF token included) stays valid
     set_actor(Actor(user.id, user.username))
     if user.must_change_password:
         flash("Please set a new password before you continue.", "warning")
@@ -359,9 +472,34 @@ def logout() -> Any:
     return redirect(url_for("core.login"))
 
 
-@bp.route("/health")
-def health() -> Any:
+def readiness_engine() -> Any:
+    return db.get_engine(current_app.config["DATABASE_URL"])
+
+
+@bp.route("/health/live")
+def health_live() -> Any:
+    """Liveness: the process answers requests (the database is not asked)."""
     return jsonify(status="ok")
+
+
+@bp.route("/health")
+@bp.route("/health/ready", endpoint="health_ready")
+def health() -> Any:
+    """Readiness: the database answers a trivial query now; 503 while it does not."""
+    try:
+        # a pooled DBAPI connection and one trivial statement: no BEGIN, so it never waits for a writer
+        connection = readiness_engine().raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            connection.close()
+    except Exception as exc:  # noqa: BLE001  (the driver's own errors come unwrapped here: all mean "not ready")
+        outage.failed(exc)
+        return jsonify(status="unavailable", database="not answering"), 503
+    outage.answered()
+    return jsonify(status="ok", database="ok")
 
 
 @bp.route("/")
@@ -382,6 +520,8 @@ def account_password() -> Any:
             if request.form.get("new_password") != request.form.get("confirm_password"):
                 raise ValidationFailed("The two new passwords differ.", errors={"confirm_password": ["Must match."]})
             change_password(db.session, current_user, request.form.get("new_password", ""))
+            db.session.flush()
+            renew_session(current_user._get_current_object())
         except DomainError as exc:
             db.session.rollback()
             errors = dict(exc.errors) or {"current_password": [exc.message]}
@@ -431,12 +571,15 @@ def admin_user_action(user_id: int, action: str) -> Any:
     user = get_user(db.session, user_id)
     reason = form_value("reason")
     if action == "roles":
-        set_roles(db.session, user, request.form.getlist("roles"), reason)
+        set_roles(db.session, user, request.form.getlist("roles"), reason, by=current_user,
+                  username=form_value("sign_username"), password=request.form.get("sign_password", ""))
     elif action == "deactivate":
         deactivate_user(db.session, user, reason, by=current_user)
     elif action == "unlock":
         unlock_user(db.session, user, reason)
     elif action == "reset-password":
+        if user.id == current_user.id:
+            raise Conflict("Change your own password on your account page, not here.")
         change_password(db.session, user, request.form.get("password", ""), reason=reason or "reset by administrator")
         user.must_change_password = True
     else:
@@ -484,8 +627,10 @@ def audit_verify() -> Any:
 @bp.route("/records/<table>/<record_id>/history")
 @require("audit.record_history")
 def record_history_page(table: str, record_id: str) -> Any:
-    if not re.fullmatch(r"[a-z_]{1,80}", table):
+    if not re.fullmatch(r"[a-z_]{1,80}", table) or table not in db.Base.metadata.tables:
         abort(404)
+    if not may_see_record_history(current_user, table):
+        abort(403, "Your role does not allow you to see these records, nor their history.")
     from app.shell import record_name
 
     entries = record_history(table, record_id)
@@ -499,10 +644,17 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "core.login"
+    # the actor is reset before every other before-request function (extensions' included)
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request_as_anonymous)
     app.before_request(_before_request)
+    app.teardown_request(_forget_request_actor)
     app.after_request(_security_headers)
     app.after_request(_commit_unit_of_work)  # registered last, so it runs first
     app.teardown_appcontext(_teardown)
+    from sqlalchemy import event
+
+    if not event.contains(db.session, "after_begin", _note_database_answered):
+        event.listen(db.session, "after_begin", _note_database_answered)
     _register_error_handlers(app)
     app.jinja_env.filters["site_time"] = site_time
     app.jinja_env.filters["cells"] = format_cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.permissions import define_permissions
+from app.permissions import define_permissions, define_record_views
 
 define_permissions({
     "equipment.view": ({"operator", "supervisor", "qc_analyst", "qa", "admin"},
@@ -14,6 +14,9 @@ define_permissions({
     "equipment.status": ({"admin", "supervisor"}, "Put equipment out of service, into cleaning, or back"),
     "equipment.alarms": ({"operator", "supervisor", "admin"}, "Acknowledge and shelve equipment alarms"),
 })
+define_record_views({table: "equipment.view" for table in (
+    "equipment_asset", "equipment_service_record", "equipment_usage", "equipment_tag", "telemetry_gap",
+    "equipment_alarm")})
 
 
 def init_app(app: Any, api: Any) -> None:

@@ -32,7 +32,7 @@ from equipment.models import (
 )
 from equipment.schemas import TAG_BOUNDS
 
-CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{1,39}$")
+CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{1,39}")
 ENDPOINT_PATTERN = re.compile(r"^opc\.tcp://[^\s/:]+(:\d{1,5})?(/\S*)?$")
 
 
@@ -122,7 +122,7 @@ def create_asset(sess: Session, *, code: str, name: str, asset_type: str, locati
     name, location, asset_type = _clean(name), _clean(location), _clean(asset_type)
     endpoint_url, opc_username = _clean(endpoint_url) or None, _clean(opc_username) or None
     errors: dict[str, list[str]] = {}
-    if not CODE_PATTERN.match(code):
+    if not CODE_PATTERN.fullmatch(code):
         errors["code"] = ["2 to 40 capital letters, digits, dot, dash or underscore (e.g. CO2-INC-01)."]
     if not name:
         errors["name"] = ["Give the equipment a name."]

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app.numbers import SiteNumber
+from app.schemas import Schema
 from equipment.models import ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.audit import audit_reason
 from app.db import utcnow
 from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
+from app.schemas import identifier_problem
 from batches.execution.models import QC_STATUSES, Material, MaterialLot
 
 
@@ -50,6 +51,8 @@ def create_material(sess: Session, *, code: str, name: str, unit: str) -> Materi
     errors: dict[str, list[str]] = {}
     if not code:
         errors["code"] = ["Enter the material code."]
+    elif problem := identifier_problem(code, "material code"):
+        errors["code"] = [problem]
     if not (name or "").strip():
         errors["name"] = ["Enter the material name."]
     if not (unit or "").strip():
@@ -73,6 +76,8 @@ def receive_lot(sess: Session, material: Material, *, lot_number: str, expiry_da
     errors: dict[str, list[str]] = {}
     if not lot_number:
         errors["lot_number"] = ["Enter or scan the lot number."]
+    elif problem := identifier_problem(lot_number, "lot number"):
+        errors["lot_number"] = [problem]
     if expiry_date is None:
         errors["expiry_date"] = ["Enter the expiry date."]
     if quantity is None or quantity <= 0:

@@ -1,5 +1,5 @@
 """Who may do what with recipes, materials, batches and deviations (declared once, at import)."""
-from app.permissions import define_permissions
+from app.permissions import define_permissions, define_record_views
 
 SHOP_FLOOR = {"operator", "supervisor"}
 READERS = {"operator", "supervisor", "qa", "qc_analyst"}
@@ -22,4 +22,11 @@ define_permissions({
     "deviations.view": (READERS, "See deviations"),
     "deviations.open": ({"operator", "supervisor", "qa", "qc_analyst"}, "Open a deviation"),
     "deviations.manage": ({"qa"}, "Classify, assess and close deviations with a QA signature"),
+})
+
+define_record_views({
+    "recipe": "recipes.view", "material": "materials.view", "material_lot": "materials.view",
+    "deviation": "deviations.view",
+    **{table: "batches.view" for table in ("batch", "batch_step", "step_entry", "material_usage",
+                                           "equipment_occupancy", "batch_exception")},
 })

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from app.schemas import Schema
 from batches.execution.models import DEVIATION_CLASSES, QC_STATUSES
 
 

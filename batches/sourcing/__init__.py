@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.permissions import ALL_ROLES, define_permissions
+from app.permissions import ALL_ROLES, define_permissions, define_record_views
 
 define_permissions({
     # clinicians see doses and their chain of identity, never donor eligibility or freezer positions
@@ -14,6 +14,9 @@ define_permissions({
     "sourcing.disposition": ({"qa"}, "Quarantine, accept, reject and exceptionally release cord blood units"),
     "sourcing.criteria": ({"qa"}, "Draft and approve cord blood acceptance criteria"),
 })
+define_record_views({table: "sourcing.view" for table in (
+    "cbu_acceptance_criteria", "cord_blood_unit", "cbu_criterion_result", "cbu_custody_event",
+    "cbu_exceptional_release")})
 
 
 def init_app(app: Any, api: Any) -> None:

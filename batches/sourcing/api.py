@@ -11,11 +11,12 @@ from flask import jsonify, url_for
 from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from app import db
 from app.errors import Conflict
 from app.permissions import require
+from app.schemas import Schema
 from app.signatures import signatures_for
 from app.web import site_zone
 from batches.sourcing import operations

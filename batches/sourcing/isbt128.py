@@ -11,9 +11,12 @@ import re
 from dataclasses import dataclass
 
 CHECK_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
-DIN_PATTERN = re.compile(r"[A-NP-Z1-9]\d{4}\d{2}\d{6}")
-SCANNED_PATTERN = re.compile(r"=(\S{13})(\d{2})")
-PRODUCT_CODE_PATTERN = re.compile(r"[A-Z]\d{4}(?:[0-9A-Z]{3})?")
+# [0-9], never \d: \d also matches the digits of other scripts (an Arabic-Indic three, say)
+DIN_PATTERN = re.compile(r"[A-NP-Z1-9][0-9]{4}[0-9]{2}[0-9]{6}")
+SCANNED_PATTERN = re.compile(r"=(\S{13})([0-9]{2})")
+PRODUCT_CODE_PATTERN = re.compile(r"[A-Z][0-9]{4}(?:[0-9A-Z]{3})?")
+# Flag values 60-96 (type 3) carry the DIN's Mod 37-2 check character as 60 + its value
+CHECK_FLAGS = range(60, 97)
 DIN_EXAMPLE = "=G12349865432100 (scanned) or G123498654321H (keyed with the check character)"
 
 
@@ -57,7 +60,7 @@ def _check_structure(din: str) -> None:
     if DIN_PATTERN.fullmatch(din):
         return
     first = din[:1]
-    if not re.fullmatch(r"[A-NP-Z1-9]", first) or not re.fullmatch(r"\d{4}", din[1:5]):
+    if not re.fullmatch(r"[A-NP-Z1-9]", first) or not re.fullmatch(r"[0-9]{4}", din[1:5]):
         raise DinError(f"'{din[:5]}' is not a valid facility code: it must be a letter (A-N or P-Z, not O) "
                        "or a digit 1-9, followed by 4 digits.")
     raise DinError(f"'{din}' is not a valid DIN: after the 5-character facility code come a 2-digit year "
@@ -69,6 +72,9 @@ def parse_din(text: str) -> ParsedDin:
     raw = (text or "").strip().upper()
     if not raw:
         raise DinError("Scan the DIN barcode or type the DIN with its check character.")
+    if not raw.isascii():
+        raise DinError("A DIN holds only the letters A-Z and the digits 0-9; this one holds other characters "
+                       "(a digit of another script or a look-alike letter). Scan it again or type it.")
     if raw.startswith("="):
         match = SCANNED_PATTERN.fullmatch(raw)
         if not match:
@@ -76,6 +82,10 @@ def parse_din(text: str) -> ParsedDin:
                            "2 flag digits. Scan it again.")
         din, flags = match.group(1), match.group(2)
         _check_structure(din)
+        if int(flags) in CHECK_FLAGS and CHECK_ALPHABET[int(flags) - 60] != check_character(din):
+            raise DinError(f"The scanned DIN {din} does not match the check character in its flags ({flags}): "
+                           "the barcode was misread or is damaged. Scan it again or type the DIN with its "
+                           "boxed check character.")
         return ParsedDin(din, flags, "scanned")
     keyed = re.sub(r"[\s-]", "", raw)
     if len(keyed) == 13:
@@ -99,6 +109,8 @@ def parse_product_code(text: str) -> str:
     """An ISBT 128 product code, scanned (``=<`` prefix) or keyed: 5 characters, or 8 with donation type
     and division."""
     raw = re.sub(r"\s", "", (text or "").upper())
+    if not raw.isascii():
+        raise DinError("A product code holds only the letters A-Z and the digits 0-9.")
     if raw.startswith("=<"):
         raw = raw[2:]
     if not PRODUCT_CODE_PATTERN.fullmatch(raw):

@@ -355,7 +355,7 @@ def search_units(session: Session, *, din: str | None = None, bank: str | None =
     receipt days (both inclusive) are days in ``zone``, the site's time zone."""
     stmt = select(CordBloodUnit)
     if din:
-        cleaned = "".join(ch for ch in din.upper() if ch.isalnum())[:13]
+        cleaned = "".join(ch for ch in din.upper() if ch.isascii() and ch.isalnum())[:13]
         stmt = stmt.where(CordBloodUnit.din.contains(cleaned))
     if bank:
         stmt = stmt.where(func.lower(CordBloodUnit.source_bank).contains(bank.strip().lower(), autoescape=True))

@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from app.db import utcnow
 from app.numbers import NumberFormatError, SiteNumber, example, parse_number
+from app.schemas import Schema
 from batches.sourcing.isbt128 import DinError, parse_din, parse_product_code
 from batches.sourcing.models import ABO_RH_TYPES, EVENT_TYPES, MARKER_RESULTS, MARKERS, STATUSES
 from batches.sourcing.operations import CLOCK_TOLERANCE, collection_date_errors
@@ -25,7 +26,8 @@ class CellCount(fields.Field):
         self.maximum = maximum
         kwargs.setdefault("error_messages", {})
         kwargs["error_messages"].setdefault("required", f"Enter the {label}.")
-        kwargs.setdefault("metadata", {"type": "string", "example": "1.2x10^9",
+        # read from a number or a text such as "1.2x10^9"; always answered as a number
+        kwargs.setdefault("metadata", {"oneOf": [{"type": "number"}, {"type": "string", "example": "1.2x10^9"}],
                                        "description": f"{label}: a number, 1.2e9, 1.2E9 or 1.2x10^9"})
         super().__init__(**kwargs)
 
@@ -102,7 +104,7 @@ class MarkerResult(fields.Field):
         return key
 
 
-HLA_ALLELE = re.compile(r"(?:(?:A|B|DRB1)\*)?\d{2,3}(?::\d{2,3}){0,3}[NLSCAQ]?")
+HLA_ALLELE = re.compile(r"(?:(?:A|B|DRB1)\*)?[0-9]{2,3}(?::[0-9]{2,3}){0,3}[NLSCAQ]?")
 
 
 def _hla(locus: str) -> fields.Str:
@@ -359,8 +361,8 @@ class CbuAcceptanceCriteriaSchema(Schema):
     id = fields.Int(dump_only=True)
     version = fields.Int(dump_only=True)
     status = fields.Str(dump_only=True)
-    min_tnc_cells = CellCount("minimum TNC", 1e12, load_default=None)
-    min_cd34_cells = CellCount("minimum CD34+ count", 1e10, load_default=None)
+    min_tnc_cells = CellCount("minimum TNC", 1e12, load_default=None, allow_none=True)
+    min_cd34_cells = CellCount("minimum CD34+ count", 1e10, load_default=None, allow_none=True)
     min_viability_percent = fields.Float(load_default=None, validate=validate.Range(
         0, 100, error="The minimum viability is a percentage between 0 and 100."))
     max_shipper_temperature_c = fields.Float(load_default=None, validate=validate.Range(
@@ -372,8 +374,8 @@ class CbuAcceptanceCriteriaSchema(Schema):
     change_description = fields.Str(load_default=None)
     created_at = fields.DateTime(dump_only=True)
     created_by = fields.Str(dump_only=True)
-    approved_at = fields.DateTime(dump_only=True)
-    approved_by = fields.Str(dump_only=True)
+    approved_at = fields.DateTime(dump_only=True, allow_none=True)
+    approved_by = fields.Str(dump_only=True, allow_none=True)
 
     @post_load
     def _marker_key(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

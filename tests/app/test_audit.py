@@ -78,7 +78,9 @@ def test_update_of_an_attribute_never_loaded_still_records_the_old_value(db_sess
 def test_delete_is_audited_with_old_values(db_session, make_user):
     user = make_user("operator", "qa")
     qa_link = next(r for r in user.roles if r.role == "qa")
-    set_roles(db_session, user, ["operator"], reason="moved out of QA")
+    admin = make_user("admin")
+    set_roles(db_session, user, ["operator"], reason="moved out of QA", by=admin, username=admin.username,
+              password=PASSWORD)
     db_session.commit()
     [entry] = [e for e in history_for(db_session, "user_role", qa_link.id) if e.action == "delete"]
     assert changes(entry)["role"] == ("qa", None)

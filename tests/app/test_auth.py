@@ -177,7 +177,9 @@ def test_api_user_administration(client, make_user):
     uid = response.json["id"]
     response = client.put(f"/api/v1/users/{uid}/roles", headers=headers, json={"roles": ["qa"], "reason": ""})
     assert response.status_code == 422 and "reason" in response.json["errors"]
-    response = client.put(f"/api/v1/users/{uid}/roles", headers=headers, json={"roles": ["qa"], "reason": "promotion"})
+    response = client.put(f"/api/v1/users/{uid}/roles", headers=headers,
+                          json={"roles": ["qa"], "reason": "promotion", "username": admin.username,
+                                "password": PASSWORD})
     assert response.json["roles"] == ["qa"]
     response = client.post(f"/api/v1/users/{uid}/deactivate", headers=headers, json={"reason": "left"})
     assert response.json["active"] is False

@@ -7,8 +7,8 @@ from werkzeug.routing import FloatConverter, IntegerConverter
 from app.permissions import ALL_ROLES, PERMISSIONS, permission_of, roles_for
 from tests.conftest import CSRFClient, PASSWORD
 
-# Reachable without logging in, by design: the log-in/out pages, static assets and the health probe.
-PUBLIC_ENDPOINTS = {"core.login", "core.logout", "core.health"}
+# Reachable without logging in, by design: the log-in/out pages, static assets and the health probes.
+PUBLIC_ENDPOINTS = {"core.login", "core.logout", "core.health", "core.health_live", "core.health_ready"}
 CHECKED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
