@@ -34,6 +34,7 @@ from batches.execution.models import (
     StepEntry,
 )
 from batches.execution.recipes import entry_specs, get_recipe, iter_steps
+from batches.execution.signals import step_completed
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 RELEASE_WORDS = {"1", "yes", "on", "true", "released", "done"}
@@ -803,4 +804,6 @@ def sign_step(sess: Session, step: BatchStep, *, meaning: str, username: str, pa
             batch.completed_at = now
             _end_open_occupancies(sess, batch)
     _flush(sess)
+    if step.status == "complete":
+        step_completed.send(step, sess=sess)
     return step

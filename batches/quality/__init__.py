@@ -1,0 +1,31 @@
+"""batches.quality: final product units (infusion bags) and their chain of identity, versioned release
+specifications, and each lot's quality record."""
+from __future__ import annotations
+
+from typing import Any
+
+_signals_connected = False
+
+
+def init_app(app: Any, api: Any) -> None:
+    """Register this part's views, API blueprints, permissions, signals and demo data."""
+    global _signals_connected
+    from app.shell import register_demo_data, register_nav
+    from batches.execution.signals import step_completed
+    from batches.quality import permissions  # noqa: F401  (declares the permissions)
+    from batches.quality import api as rest
+    from batches.quality import views
+    from batches.quality.demo import create_demo_data
+    from batches.quality.operations import on_step_completed
+
+    if not _signals_connected:
+        step_completed.connect(on_step_completed)
+        _signals_connected = True
+    app.register_blueprint(views.bp)
+    app.jinja_env.globals["lot_quality"] = views.lot_quality
+    for blp in rest.BLUEPRINTS:
+        api.register_blueprint(blp)
+    register_nav("Lots and bags", "quality.lot_list", "lots.view", "Lots under QC, infusion bags, scan a bag", 40)
+    register_nav("Specifications", "quality.specification_list", "specifications.view",
+                 "Release specifications and QA approval", 41)
+    register_demo_data(create_demo_data)
