@@ -145,3 +145,119 @@ class FinalProductUnit(Audited, Voidable, Base):
     @property
     def issuable(self) -> bool:
         return self.voided_at is None and self.status in ISSUABLE_UNIT_STATUSES and self.expires_at > utcnow()
+
+
+SAMPLE_SOURCES = ("batch_record", "qc")
+RESULT_STATUSES = ("recorded", "reviewed", "invalidated")
+RESULT_SOURCES = ("entered", "batch_record", "instrument_import")
+OUTCOMES = ("pass", "fail")
+INVESTIGATION_STATUSES = ("phase_1", "phase_2", "closed")
+INVESTIGATION_CONCLUSIONS = ("confirmed", "invalidated")
+
+
+class QcSample(Audited, Voidable, Base):
+    """A sample of a lot drawn in the batch record or by QC: its identifier goes on the sample label."""
+
+    __tablename__ = "qc_sample"
+    __table_args__ = (CheckConstraint(_in("source", SAMPLE_SOURCES), name="source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_identifier: Mapped[str] = mapped_column(String(60), unique=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("quality_lot.id"), index=True)
+    sample_type: Mapped[str] = mapped_column(String(80))
+    time_point: Mapped[str] = mapped_column(String(120))
+    tests: Mapped[str] = mapped_column(Text, default="")  # comma-separated test keys the sample is for
+    source: Mapped[str] = mapped_column(String(20), default="qc")
+    drawn_at: Mapped[datetime]
+    drawn_by: Mapped[str] = mapped_column(String(80))
+
+    @property
+    def test_keys(self) -> list[str]:
+        return [k for k in self.tests.split(",") if k]
+
+
+class QcResult(Signable, Audited, Base):
+    """One QC result against one test of the lot's specification. Never overwritten: a retest is a new row
+    inside an OOS investigation; an invalidated result keeps its value and the reason."""
+
+    __tablename__ = "qc_result"
+    __table_args__ = (
+        CheckConstraint(_in("status", RESULT_STATUSES), name="status"),
+        CheckConstraint(_in("source", RESULT_SOURCES), name="source"),
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        CheckConstraint("status != 'invalidated' OR invalidated_reason IS NOT NULL", name="invalidated_has_reason"),
+    )
+    __unsigned_fields__ = frozenset({"status", "reviewed_at", "reviewed_by", "reportable", "invalidated_at",
+                                     "invalidated_by", "invalidated_reason", "investigation_id"})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("quality_lot.id"), index=True)
+    specification_id: Mapped[int] = mapped_column(ForeignKey("specification.id"))
+    test_key: Mapped[str] = mapped_column(String(80))
+    test_name: Mapped[str] = mapped_column(String(200))
+    sample_id: Mapped[int | None] = mapped_column(ForeignKey("qc_sample.id"))
+    source: Mapped[str] = mapped_column(String(20), default="entered")
+    source_entry_id: Mapped[int | None] = mapped_column(ForeignKey("step_entry.id"))
+    source_file_id: Mapped[int | None] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(200))
+    raw_value: Mapped[str] = mapped_column(Text)
+    value_number: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    retest_of_id: Mapped[int | None] = mapped_column(ForeignKey("qc_result.id"))
+    # The OOS investigation the result belongs to (the one it opened, or the one a retest was made in);
+    # a plain column, as the investigation points back at its original result.
+    investigation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    reportable: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(20), default="recorded")
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(80))
+    invalidated_at: Mapped[datetime | None]
+    invalidated_by: Mapped[str | None] = mapped_column(String(80))
+    invalidated_reason: Mapped[str | None] = mapped_column(Text)
+
+    sample: Mapped[QcSample | None] = relationship(lazy="joined")
+
+    @property
+    def source_label(self) -> str:
+        return {"entered": "entered by QC", "batch_record": "from the batch record",
+                "instrument_import": "instrument import"}[self.source]
+
+
+class OosInvestigation(Signable, Audited, Base):
+    """An out-of-specification investigation (21 CFR 211.192), opened automatically by a failing result:
+    phase I (laboratory error?), phase II (manufacturing), conclusion and QA closure signature."""
+
+    __tablename__ = "oos_investigation"
+    __table_args__ = (
+        CheckConstraint(_in("status", INVESTIGATION_STATUSES), name="status"),
+        CheckConstraint("conclusion IS NULL OR " + _in("conclusion", INVESTIGATION_CONCLUSIONS), name="conclusion"),
+    )
+    __unsigned_fields__ = frozenset({"status", "closed_at", "closed_by"})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("quality_lot.id"), index=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("qc_result.id"))
+    test_key: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="phase_1")
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(80))
+    laboratory_error: Mapped[bool | None]
+    phase1_assessment: Mapped[str | None] = mapped_column(Text)
+    phase2_assessment: Mapped[str | None] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    conclusion: Mapped[str | None] = mapped_column(String(20))
+    conclusion_text: Mapped[str | None] = mapped_column(Text)
+    reportable_result_id: Mapped[int | None] = mapped_column(ForeignKey("qc_result.id"))
+    after_disposition: Mapped[bool] = mapped_column(default=False)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "closed"

@@ -1,8 +1,7 @@
-"""quality: final product units, specifications, quality lots
+"""quality: final product units, specifications, lots, samples, results, investigations
 
 Revision ID: 0010
 Revises: 0005
-Create Date: 2026-12-02 17:09:35.427962
 """
 from alembic import op
 import sqlalchemy as sa
@@ -99,11 +98,118 @@ def upgrade() -> None:
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quality_lot_specification_id'), ['specification_id'], unique=False)
 
+    op.create_table('qc_sample',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sample_identifier', sa.String(length=60), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('sample_type', sa.String(length=80), nullable=False),
+    sa.Column('time_point', sa.String(length=120), nullable=False),
+    sa.Column('tests', sa.Text(), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('drawn_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('drawn_by', sa.String(length=80), nullable=False),
+    sa.Column('voided_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('voided_by', sa.String(length=80), nullable=True),
+    sa.Column('void_reason', sa.Text(), nullable=True),
+    sa.CheckConstraint("source IN ('batch_record', 'qc')", name=op.f('ck_qc_sample_source')),
+    sa.ForeignKeyConstraint(['lot_id'], ['quality_lot.id'], name=op.f('fk_qc_sample_lot_id_quality_lot')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_qc_sample')),
+    sa.UniqueConstraint('sample_identifier', name=op.f('uq_qc_sample_sample_identifier'))
+    )
+    with op.batch_alter_table('qc_sample', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_qc_sample_lot_id'), ['lot_id'], unique=False)
+
+    op.create_table('qc_result',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('specification_id', sa.Integer(), nullable=False),
+    sa.Column('test_key', sa.String(length=80), nullable=False),
+    sa.Column('test_name', sa.String(length=200), nullable=False),
+    sa.Column('sample_id', sa.Integer(), nullable=True),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('source_entry_id', sa.Integer(), nullable=True),
+    sa.Column('source_file_id', sa.Integer(), nullable=True),
+    sa.Column('method', sa.String(length=200), nullable=False),
+    sa.Column('raw_value', sa.Text(), nullable=False),
+    sa.Column('value_number', sa.Float(), nullable=True),
+    sa.Column('value_text', sa.Text(), nullable=False),
+    sa.Column('unit', sa.String(length=20), nullable=True),
+    sa.Column('outcome', sa.String(length=10), nullable=False),
+    sa.Column('recorded_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=80), nullable=False),
+    sa.Column('retest_of_id', sa.Integer(), nullable=True),
+    sa.Column('investigation_id', sa.Integer(), nullable=True),
+    sa.Column('reportable', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('reviewed_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_by', sa.String(length=80), nullable=True),
+    sa.Column('invalidated_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('invalidated_by', sa.String(length=80), nullable=True),
+    sa.Column('invalidated_reason', sa.Text(), nullable=True),
+    sa.CheckConstraint("outcome IN ('pass', 'fail')", name=op.f('ck_qc_result_outcome')),
+    sa.CheckConstraint("source IN ('entered', 'batch_record', 'instrument_import')", name=op.f('ck_qc_result_source')),
+    sa.CheckConstraint("status != 'invalidated' OR invalidated_reason IS NOT NULL", name=op.f('ck_qc_result_invalidated_has_reason')),
+    sa.CheckConstraint("status IN ('recorded', 'reviewed', 'invalidated')", name=op.f('ck_qc_result_status')),
+    sa.ForeignKeyConstraint(['lot_id'], ['quality_lot.id'], name=op.f('fk_qc_result_lot_id_quality_lot')),
+    sa.ForeignKeyConstraint(['retest_of_id'], ['qc_result.id'], name=op.f('fk_qc_result_retest_of_id_qc_result')),
+    sa.ForeignKeyConstraint(['sample_id'], ['qc_sample.id'], name=op.f('fk_qc_result_sample_id_qc_sample')),
+    sa.ForeignKeyConstraint(['source_entry_id'], ['step_entry.id'], name=op.f('fk_qc_result_source_entry_id_step_entry')),
+    sa.ForeignKeyConstraint(['specification_id'], ['specification.id'], name=op.f('fk_qc_result_specification_id_specification')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_qc_result'))
+    )
+    with op.batch_alter_table('qc_result', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_qc_result_investigation_id'), ['investigation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_qc_result_lot_id'), ['lot_id'], unique=False)
+
+    op.create_table('oos_investigation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=40), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('result_id', sa.Integer(), nullable=False),
+    sa.Column('test_key', sa.String(length=80), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('opened_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_by', sa.String(length=80), nullable=False),
+    sa.Column('laboratory_error', sa.Boolean(), nullable=True),
+    sa.Column('phase1_assessment', sa.Text(), nullable=True),
+    sa.Column('phase2_assessment', sa.Text(), nullable=True),
+    sa.Column('root_cause', sa.Text(), nullable=True),
+    sa.Column('conclusion', sa.String(length=20), nullable=True),
+    sa.Column('conclusion_text', sa.Text(), nullable=True),
+    sa.Column('reportable_result_id', sa.Integer(), nullable=True),
+    sa.Column('after_disposition', sa.Boolean(), nullable=False),
+    sa.Column('closed_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_by', sa.String(length=80), nullable=True),
+    sa.CheckConstraint("conclusion IS NULL OR conclusion IN ('confirmed', 'invalidated')", name=op.f('ck_oos_investigation_conclusion')),
+    sa.CheckConstraint("status IN ('phase_1', 'phase_2', 'closed')", name=op.f('ck_oos_investigation_status')),
+    sa.ForeignKeyConstraint(['lot_id'], ['quality_lot.id'], name=op.f('fk_oos_investigation_lot_id_quality_lot')),
+    sa.ForeignKeyConstraint(['reportable_result_id'], ['qc_result.id'], name=op.f('fk_oos_investigation_reportable_result_id_qc_result')),
+    sa.ForeignKeyConstraint(['result_id'], ['qc_result.id'], name=op.f('fk_oos_investigation_result_id_qc_result')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_oos_investigation')),
+    sa.UniqueConstraint('number', name=op.f('uq_oos_investigation_number'))
+    )
+    with op.batch_alter_table('oos_investigation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oos_investigation_lot_id'), ['lot_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('oos_investigation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oos_investigation_lot_id'))
+
+    op.drop_table('oos_investigation')
+    with op.batch_alter_table('qc_result', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_qc_result_lot_id'))
+        batch_op.drop_index(batch_op.f('ix_qc_result_investigation_id'))
+
+    op.drop_table('qc_result')
+    with op.batch_alter_table('qc_sample', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_qc_sample_lot_id'))
+
+    op.drop_table('qc_sample')
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quality_lot_specification_id'))
 
