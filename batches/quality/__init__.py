@@ -17,9 +17,12 @@ def init_app(app: Any, api: Any) -> None:
     from batches.quality import views
     from batches.quality.demo import create_demo_data
     from batches.quality.operations import on_step_completed
+    from batches.quality.review import on_oos_opened
+    from batches.quality.signals import oos_opened
 
     if not _signals_connected:
         step_completed.connect(on_step_completed)
+        oos_opened.connect(on_oos_opened)
         _signals_connected = True
     app.register_blueprint(views.bp)
     app.jinja_env.globals["lot_quality"] = views.lot_quality

@@ -261,3 +261,26 @@ class OosInvestigation(Signable, Audited, Base):
     @property
     def is_open(self) -> bool:
         return self.status != "closed"
+
+
+DISPOSITION_DECISIONS = ("released", "conditionally_released", "rejected", "on_recall")
+
+
+class LotDisposition(Signable, Audited, Base):
+    """One QA disposition decision on a lot, signed (released, rejected) with its reason and, for a
+    conditional release, the tests still pending; a recall is recorded the same way."""
+
+    __tablename__ = "lot_disposition"
+    __table_args__ = (CheckConstraint(_in("decision", DISPOSITION_DECISIONS), name="decision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("quality_lot.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str | None] = mapped_column(Text)
+    pending_tests: Mapped[str] = mapped_column(Text, default="")  # comma-separated test keys
+    decided_at: Mapped[datetime]
+    decided_by: Mapped[str] = mapped_column(String(80))
+
+    @property
+    def pending_keys(self) -> list[str]:
+        return [k for k in self.pending_tests.split(",") if k]

@@ -98,6 +98,21 @@ def upgrade() -> None:
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quality_lot_specification_id'), ['specification_id'], unique=False)
 
+    op.create_table('lot_disposition',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('decision', sa.String(length=30), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('pending_tests', sa.Text(), nullable=False),
+    sa.Column('decided_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.String(length=80), nullable=False),
+    sa.CheckConstraint("decision IN ('released', 'conditionally_released', 'rejected', 'on_recall')", name=op.f('ck_lot_disposition_decision')),
+    sa.ForeignKeyConstraint(['lot_id'], ['quality_lot.id'], name=op.f('fk_lot_disposition_lot_id_quality_lot')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lot_disposition'))
+    )
+    with op.batch_alter_table('lot_disposition', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lot_disposition_lot_id'), ['lot_id'], unique=False)
+
     op.create_table('qc_sample',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sample_identifier', sa.String(length=60), nullable=False),
@@ -210,6 +225,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_qc_sample_lot_id'))
 
     op.drop_table('qc_sample')
+    with op.batch_alter_table('lot_disposition', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_lot_disposition_lot_id'))
+
+    op.drop_table('lot_disposition')
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quality_lot_specification_id'))
 
