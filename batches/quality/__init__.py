@@ -29,6 +29,8 @@ def init_app(app: Any, api: Any) -> None:
     for blp in rest.BLUEPRINTS:
         api.register_blueprint(blp)
     register_nav("Lots and bags", "quality.lot_list", "lots.view", "Lots under QC, infusion bags, scan a bag", 40)
+    register_nav("OOS investigations", "quality.investigation_list", "lots.view",
+                 "Out-of-specification results and their investigation", 42)
     register_nav("Specifications", "quality.specification_list", "specifications.view",
                  "Release specifications and QA approval", 41)
     register_demo_data(create_demo_data)

@@ -172,3 +172,175 @@ def unit_location(unit_id: int) -> Any:
                                        form_value("reason") or None)
     flash(f"{unit.product_identifier} stored at {unit.storage_location}.", "success")
     return redirect(url_for("quality.unit_view", unit_id=unit_id))
+
+
+# --- QC: a lot's samples and results ------------------------------------------------------------
+
+from batches.quality import results as res  # noqa: E402
+from batches.quality import review as rev  # noqa: E402
+
+
+def _lot_page(lot_id: int, errors: dict | None = None, message: str | None = None, status: int = 200) -> Any:
+    sess = db.session
+    lot = ops.get_lot(sess, lot_id)
+    return render_template(T + "lot_view.html", lot=lot, standings=res.test_standings(sess, lot),
+                           samples=res.samples_of(sess, lot), investigations=res.investigations_of(sess, lot),
+                           units=ops.units_of_batch(sess, lot.batch_id), errors=errors or {},
+                           message=message), status
+
+
+@bp.route("/quality/lots/<int:lot_id>")
+@require("lots.view")
+def lot_view(lot_id: int) -> Any:
+    return _lot_page(lot_id)
+
+
+@bp.route("/quality/lots/<int:lot_id>/results", methods=["POST"])
+@require("qc.enter_results")
+def lot_result(lot_id: int) -> Any:
+    sess = db.session
+    lot = ops.get_lot(sess, lot_id)
+    investigation = request.form.get("investigation_id", type=int)
+    try:
+        result = res.record_result(sess, lot, res.ResultInput(
+            test_key=form_value("test_key"), value=form_value("value"), unit=form_value("unit") or None,
+            method=form_value("method") or None, sample_identifier=form_value("sample_identifier") or None,
+            investigation_id=investigation))
+    except DomainError as exc:
+        sess.rollback()
+        return _lot_page(lot_id, exc.errors, exc.message, exc.status_code)
+    if result.outcome == "fail" and result.investigation_id and not investigation:
+        flash(f"{result.test_name} = {result.value_text} is out of specification: an OOS investigation was opened.",
+              "warning")
+    else:
+        flash(f"{result.test_name}: {result.value_text} recorded.", "success")
+    if investigation:
+        return redirect(url_for("quality.investigation_view", investigation_id=investigation))
+    return redirect(url_for("quality.lot_view", lot_id=lot_id) + "#results")
+
+
+@bp.route("/quality/lots/<int:lot_id>/pull", methods=["POST"])
+@require("qc.enter_results")
+def lot_pull(lot_id: int) -> Any:
+    pulled = res.pull_in_process_results(db.session, ops.get_lot(db.session, lot_id))
+    flash(f"{len(pulled)} in-process result(s) taken from the batch record.", "success")
+    return redirect(url_for("quality.lot_view", lot_id=lot_id) + "#results")
+
+
+@bp.route("/quality/lots/<int:lot_id>/samples", methods=["POST"])
+@require("qc.enter_results")
+def lot_sample(lot_id: int) -> Any:
+    sample = res.draw_sample(db.session, ops.get_lot(db.session, lot_id), test_keys=request.form.getlist("tests"))
+    flash(f"Sample {sample.sample_identifier} registered.", "success")
+    return redirect(url_for("quality.lot_view", lot_id=lot_id) + "#samples")
+
+
+@bp.route("/quality/results/<int:result_id>/review", methods=["POST"])
+@require("qc.review_results")
+def result_review(result_id: int) -> Any:
+    result = res.review_result(db.session, res.get_result(db.session, result_id), **_sign_fields())
+    flash(f"{result.test_name} reviewed.", "success")
+    return redirect(url_for("quality.lot_view", lot_id=result.lot_id) + "#results")
+
+
+# --- OOS investigations ---------------------------------------------------------------------------
+
+@bp.route("/quality/investigations/")
+@require("lots.view")
+def investigation_list() -> Any:
+    return render_template(T + "investigation_list.html", investigations=res.list_investigations(db.session))
+
+
+@bp.route("/quality/investigations/<int:investigation_id>")
+@require("lots.view")
+def investigation_view(investigation_id: int) -> Any:
+    sess = db.session
+    inv = res.get_investigation(sess, investigation_id)
+    lot = ops.get_lot(sess, inv.lot_id)
+    return render_template(T + "investigation_view.html", inv=inv, lot=lot,
+                           results=res.investigation_results(sess, inv), related=res.related_lots(sess, inv),
+                           test=spec_ops.find_test(lot.specification, inv.test_key),
+                           signatures=signatures_for(sess, inv),
+                           history=record_history("oos_investigation", inv.id))
+
+
+def _investigation_action(investigation_id: int, work: Any, message: str) -> Any:
+    inv = res.get_investigation(db.session, investigation_id)
+    work(inv)
+    flash(message, "success")
+    return redirect(url_for("quality.investigation_view", investigation_id=investigation_id))
+
+
+@bp.route("/quality/investigations/<int:investigation_id>/phase1", methods=["POST"])
+@require("oos.investigate")
+def investigation_phase1(investigation_id: int) -> Any:
+    return _investigation_action(investigation_id, lambda inv: res.record_phase1(
+        db.session, inv, assessment=form_value("phase1_assessment"),
+        laboratory_error=form_value("laboratory_error") == "yes"), "Phase I recorded.")
+
+
+@bp.route("/quality/investigations/<int:investigation_id>/phase2", methods=["POST"])
+@require("oos.investigate")
+def investigation_phase2(investigation_id: int) -> Any:
+    return _investigation_action(investigation_id, lambda inv: res.record_phase2(
+        db.session, inv, assessment=form_value("phase2_assessment"), root_cause=form_value("root_cause")),
+        "Phase II recorded.")
+
+
+@bp.route("/quality/investigations/<int:investigation_id>/invalidate", methods=["POST"])
+@require("oos.investigate")
+def investigation_invalidate(investigation_id: int) -> Any:
+    def work(inv: Any) -> None:
+        res.invalidate_result(db.session, res.get_result(db.session, inv.result_id), form_value("reason"))
+
+    return _investigation_action(investigation_id, work, "The original result is invalidated; it keeps its value.")
+
+
+@bp.route("/quality/investigations/<int:investigation_id>/close", methods=["POST"])
+@require("oos.close")
+def investigation_close(investigation_id: int) -> Any:
+    fields = _sign_fields()
+    fields.pop("comment")
+    return _investigation_action(investigation_id, lambda inv: res.close_investigation(
+        db.session, inv, conclusion=form_value("conclusion"), conclusion_text=form_value("conclusion_text"),
+        reportable_result_id=request.form.get("reportable_result_id", type=int) or 0, **fields),
+        "Investigation closed.")
+
+
+# --- QA: lot review and disposition ---------------------------------------------------------------
+
+def _review_page(lot_id: int, message: str | None = None, status: int = 200) -> Any:
+    sess = db.session
+    review = rev.build_lot_review(sess, ops.get_lot(sess, lot_id))
+    return render_template(T + "lot_review.html", r=review, lot=review.lot, batch=review.batch, message=message,
+                           involved=current_user.id in review.involved), status
+
+
+@bp.route("/quality/lots/<int:lot_id>/review")
+@require("lots.review")
+def lot_review(lot_id: int) -> Any:
+    return _review_page(lot_id)
+
+
+@bp.route("/quality/lots/<int:lot_id>/disposition", methods=["POST"])
+@require("lots.dispose")
+def lot_disposition(lot_id: int) -> Any:
+    sess = db.session
+    lot = ops.get_lot(sess, lot_id)
+    decision = form_value("decision")
+    sign = {k: v for k, v in _sign_fields().items() if k != "comment"}
+    if decision == "released":
+        rev.release_lot(sess, lot, comment=form_value("sign_comment") or None, **sign)
+        flash(f"Lot {lot.lot_number} released.", "success")
+    elif decision == "conditionally_released":
+        rev.conditionally_release_lot(sess, lot, pending_tests=request.form.getlist("pending_tests"),
+                                      justification=form_value("justification"), **sign)
+        flash(f"Lot {lot.lot_number} conditionally released.", "warning")
+    elif decision == "rejected":
+        rev.reject_lot(sess, lot, reason=form_value("reason"), **sign)
+        flash(f"Lot {lot.lot_number} rejected: its bags are marked for destruction.", "warning")
+    else:
+        from app.errors import ValidationFailed
+
+        raise ValidationFailed("Choose release, conditional release or rejection.", errors={"decision": ["Choose."]})
+    return redirect(url_for("quality.lot_review", lot_id=lot_id))
