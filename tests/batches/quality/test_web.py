@@ -138,3 +138,49 @@ def test_api_specification_draft_submit_approve(client, api_headers, seed_specs,
     assert approval.status_code == 200 and approval.get_json()["status"] == "approved"
     assert client.post(f"/api/v1/specifications/{spec_id}/approval", json={"username": "x"},
                        headers=approver).status_code == 422
+
+
+def test_api_results_oos_review_and_disposition(client, api_headers, completed_batch, seed_specs, people, make_user):
+    from tests.batches.quality.conftest import PASSING
+
+    batch = completed_batch("MSNK")
+    lot_id = ops.lot_of_batch(db.session, batch).id
+    analyst, reviewer = make_user("qc_analyst"), make_user("qc_analyst")
+    a, r, qa = api_headers(analyst), api_headers(reviewer), api_headers(people["qa"])
+    reviewer_name, qa_name = reviewer.username, people["qa"].username
+    sample = client.post(f"/api/v1/lots/{lot_id}/samples", json={"tests": ["sterility"]}, headers=a)
+    assert sample.status_code == 201 and sample.get_json()["sample_identifier"].endswith("-S01")
+    pulled = client.post(f"/api/v1/lots/{lot_id}/in-process-results", headers=a).get_json()
+    assert {p["source"] for p in pulled} == {"batch_record"}
+    for key, value in PASSING["MsNK"].items():
+        body = {"test_key": key, "value": "12" if key == "potency" else value}
+        created = client.post(f"/api/v1/lots/{lot_id}/results", json=body, headers=a)
+        assert created.status_code == 201, created.get_json()
+    assert client.post(f"/api/v1/lots/{lot_id}/results", json={"test_key": "potency", "value": "x"},
+                       headers=a).status_code in (409, 422)
+    [inv] = client.get("/api/v1/investigations", headers=qa).get_json()
+    assert inv["status"] == "phase_1" and inv["test_key"] == "potency"
+    review = client.get(f"/api/v1/lots/{lot_id}/review", headers=qa).get_json()
+    assert any(b["code"].startswith("investigation:") for b in review["blockers"])
+    refused = client.post(f"/api/v1/lots/{lot_id}/disposition", json={
+        "decision": "released", "username": qa_name, "password": PASSWORD}, headers=qa)
+    assert refused.status_code == 409
+    assert client.post(f"/api/v1/investigations/{inv['id']}/phase1", json={
+        "assessment": "target cells contaminated", "laboratory_error": True}, headers=qa).status_code == 200
+    assert client.post(f"/api/v1/investigations/{inv['id']}/invalidation", json={"reason": "K562 mycoplasma"},
+                       headers=qa).status_code == 200
+    retest = client.post(f"/api/v1/lots/{lot_id}/results", json={
+        "test_key": "potency", "value": "41", "investigation_id": inv["id"]}, headers=a).get_json()
+    closed = client.post(f"/api/v1/investigations/{inv['id']}/closure", json={
+        "conclusion": "invalidated", "conclusion_text": "lab error", "reportable_result_id": retest["id"],
+        "username": qa_name, "password": PASSWORD}, headers=qa)
+    assert closed.status_code == 200 and closed.get_json()["status"] == "closed"
+    for result in client.get(f"/api/v1/lots/{lot_id}/results", headers=a).get_json():
+        if result["status"] == "recorded":
+            reviewed = client.post(f"/api/v1/results/{result['id']}/review",
+                                   json={"username": reviewer_name, "password": PASSWORD}, headers=r)
+            assert reviewed.status_code == 200, reviewed.get_json()
+    released = client.post(f"/api/v1/lots/{lot_id}/disposition", json={
+        "decision": "released", "username": qa_name, "password": PASSWORD}, headers=qa)
+    assert released.status_code == 201, released.get_json()
+    assert client.get(f"/api/v1/lots/{lot_id}", headers=qa).get_json()["status"] == "released"
