@@ -10,11 +10,11 @@ _signals_connected = False
 def init_app(app: Any, api: Any) -> None:
     """Register this part's views, API blueprints, permissions, signals and demo data."""
     global _signals_connected
-    from app.shell import register_demo_data, register_nav
+    from app.shell import register_demo_data, register_nav, register_service
     from batches.execution.signals import step_completed
     from batches.quality import permissions  # noqa: F401  (declares the permissions)
     from batches.quality import api as rest
-    from batches.quality import views
+    from batches.quality import cli, views
     from batches.quality.demo import create_demo_data
     from batches.quality.operations import on_step_completed
     from batches.quality.review import on_oos_opened
@@ -34,3 +34,14 @@ def init_app(app: Any, api: Any) -> None:
     register_nav("Specifications", "quality.specification_list", "specifications.view",
                  "Release specifications and QA approval", 41)
     register_demo_data(create_demo_data)
+    app.jinja_env.globals["inbox_unread"] = views.inbox_unread
+    register_service("mail", _run_mail_service)
+    app.cli.add_command(cli.quality_cli)
+
+
+def _run_mail_service() -> None:
+    from flask import current_app
+
+    from batches.quality.notifications import run_mail_service
+
+    run_mail_service(current_app._get_current_object())

@@ -3,7 +3,10 @@ from app.permissions import define_permissions
 
 READERS = {"operator", "supervisor", "qa", "qc_analyst"}
 
+from app.permissions import ALL_ROLES
+
 define_permissions({
+    "inbox.view": (ALL_ROLES, "Read and acknowledge one's own notifications"),
     "specifications.view": (READERS, "See release specifications and their versions"),
     "specifications.author": ({"qa"}, "Write specification drafts and new versions, send them for review"),
     "specifications.approve": ({"qa"}, "Approve a specification version with an e-signature"),

@@ -328,19 +328,37 @@ def reject_lot(sess: Session, lot: QualityLot, *, reason: str, username: str, pa
 
 
 def recall_lot(sess: Session, lot: QualityLot, reason: str) -> LotDisposition | None:
-    """Put a released or conditionally released lot on recall at once: its bags are blocked."""
+    """Put a released or conditionally released lot on recall at once: its bags are blocked, and QA and
+    every clinician with a reserved, issued or infused bag of the lot are notified."""
+    from batches.quality.notifications import notify, users_with_role
+
     if lot.status not in ("released", "conditionally_released"):
         return None
     disposition = LotDisposition(lot_id=lot.id, decision="on_recall", reason=reason, pending_tests="",
                                  decided_at=utcnow(), decided_by=current_actor().username)
     sess.add(disposition)
     _apply(sess, lot, "on_recall", reason)
+    # Reservations, issues and infusions are recorded by dosing; its clinicians join this list there.
+    recipients = users_with_role(sess, "qa") + clinicians_with_bags(sess, lot)
+    notify(sess, recipients, subject=f"RECALL: lot {lot.lot_number} ({lot.product}) is on recall",
+           body=f"Lot {lot.lot_number} was put on recall and its bags are blocked: {reason} Do not infuse any "
+                f"bag of this lot; contact QA.", link=f"/quality/lots/{lot.id}/review")
     return disposition
+
+
+def clinicians_with_bags(sess: Session, lot: QualityLot) -> list[Any]:
+    """Clinicians who reserved, were issued or infused a bag of the lot (none until dosing records them)."""
+    return []
 
 
 def on_oos_opened(investigation: OosInvestigation, sess: Session, lot: QualityLot, result: QcResult,
                   **_: Any) -> None:
     """A failing result after a (conditional) release puts the lot on recall (signal receiver)."""
+    from batches.quality.notifications import notify, users_with_role
+
     if lot.status in ("released", "conditionally_released"):
         recall_lot(sess, lot, f"{result.test_name} = {result.value_text} after "
                               f"{lot.status.replace('_', ' ')}: OOS investigation {investigation.number}.")
+    else:
+        notify(sess, users_with_role(sess, "qa"), subject=f"OOS: {result.test_name}, lot {lot.lot_number}",
+               body=investigation.description, link=f"/quality/investigations/{investigation.id}")

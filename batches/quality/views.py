@@ -344,3 +344,29 @@ def lot_disposition(lot_id: int) -> Any:
 
         raise ValidationFailed("Choose release, conditional release or rejection.", errors={"decision": ["Choose."]})
     return redirect(url_for("quality.lot_review", lot_id=lot_id))
+
+
+# --- inbox ----------------------------------------------------------------------------------------
+
+from batches.quality import notifications as notes  # noqa: E402
+
+
+def inbox_unread() -> int:
+    """The header's unread count for the logged-in user."""
+    if not getattr(current_user, "is_authenticated", False):
+        return 0
+    return notes.unread_count(db.session, current_user)
+
+
+@bp.route("/inbox")
+@require("inbox.view")
+def inbox_view() -> Any:
+    return render_template(T + "inbox.html", notes=notes.inbox(db.session, current_user))
+
+
+@bp.route("/inbox/<int:notification_id>/acknowledge", methods=["POST"])
+@require("inbox.view")
+def inbox_acknowledge(notification_id: int) -> Any:
+    notes.acknowledge(db.session, notification_id, current_user)
+    flash("Notification acknowledged.", "success")
+    return redirect(url_for("quality.inbox_view"))

@@ -43,6 +43,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_specification_code'), ['code'], unique=False)
         batch_op.create_index(batch_op.f('ix_specification_product'), ['product'], unique=False)
 
+    op.create_table('notification',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=80), nullable=False),
+    sa.Column('subject', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('link', sa.String(length=300), nullable=True),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('acknowledged_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('email_to', sa.String(length=200), nullable=True),
+    sa.Column('email_state', sa.String(length=20), nullable=False),
+    sa.Column('email_attempts', sa.Integer(), nullable=False),
+    sa.Column('email_last_error', sa.Text(), nullable=True),
+    sa.Column('email_next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('email_sent_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_notification_user_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notification'))
+    )
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_user_id'), ['user_id'], unique=False)
+
     op.create_table('final_product_unit',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('product_identifier', sa.String(length=80), nullable=False),
@@ -238,6 +259,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_final_product_unit_batch_id'))
 
     op.drop_table('final_product_unit')
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_user_id'))
+
+    op.drop_table('notification')
     with op.batch_alter_table('specification', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_specification_product'))
         batch_op.drop_index(batch_op.f('ix_specification_code'))
