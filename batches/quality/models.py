@@ -284,3 +284,23 @@ class LotDisposition(Signable, Audited, Base):
     @property
     def pending_keys(self) -> list[str]:
         return [k for k in self.pending_tests.split(",") if k]
+
+
+INSTRUMENT_KINDS = ("flow_cytometry", "endotoxin")
+
+
+class InstrumentFile(Audited, Base):
+    """An instrument export imported as results, kept whole with its SHA-256."""
+
+    __tablename__ = "instrument_file"
+    __table_args__ = (UniqueConstraint("lot_id", "sha256"), CheckConstraint(_in("kind", INSTRUMENT_KINDS), name="kind"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("quality_lot.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    row_count: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime]
+    imported_by: Mapped[str] = mapped_column(String(80))

@@ -370,3 +370,21 @@ def inbox_acknowledge(notification_id: int) -> Any:
     notes.acknowledge(db.session, notification_id, current_user)
     flash("Notification acknowledged.", "success")
     return redirect(url_for("quality.inbox_view"))
+
+
+@bp.route("/quality/lots/<int:lot_id>/import", methods=["POST"])
+@require("qc.enter_results")
+def lot_import(lot_id: int) -> Any:
+    from batches.quality.imports import import_instrument_file
+
+    sess = db.session
+    upload = request.files.get("file")
+    try:
+        kept, recorded = import_instrument_file(sess, ops.get_lot(sess, lot_id), kind=form_value("kind"),
+                                                filename=upload.filename if upload else "",
+                                                data=upload.read() if upload else b"")
+    except DomainError as exc:
+        sess.rollback()
+        return _lot_page(lot_id, exc.errors, exc.message, exc.status_code)
+    flash(f"{len(recorded)} result(s) imported from {kept.filename} (SHA-256 {kept.sha256[:12]}…).", "success")
+    return redirect(url_for("quality.lot_view", lot_id=lot_id) + "#results")

@@ -119,6 +119,24 @@ def upgrade() -> None:
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quality_lot_specification_id'), ['specification_id'], unique=False)
 
+    op.create_table('instrument_file',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('row_count', sa.Integer(), nullable=False),
+    sa.Column('imported_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_by', sa.String(length=80), nullable=False),
+    sa.CheckConstraint("kind IN ('flow_cytometry', 'endotoxin')", name=op.f('ck_instrument_file_kind')),
+    sa.ForeignKeyConstraint(['lot_id'], ['quality_lot.id'], name=op.f('fk_instrument_file_lot_id_quality_lot')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_instrument_file')),
+    sa.UniqueConstraint('lot_id', 'sha256', name=op.f('uq_instrument_file_lot_id_sha256'))
+    )
+    with op.batch_alter_table('instrument_file', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_instrument_file_lot_id'), ['lot_id'], unique=False)
+
     op.create_table('lot_disposition',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('lot_id', sa.Integer(), nullable=False),
@@ -250,6 +268,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_lot_disposition_lot_id'))
 
     op.drop_table('lot_disposition')
+    with op.batch_alter_table('instrument_file', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_instrument_file_lot_id'))
+
+    op.drop_table('instrument_file')
     with op.batch_alter_table('quality_lot', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quality_lot_specification_id'))
 
