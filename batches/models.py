@@ -1,3 +1,5 @@
 """Every model of the batches package, imported here so that Alembic and the app see them all."""
 from batches.sourcing import models as sourcing_models  # noqa: F401
 from batches.execution import models as execution_models  # noqa: F401
+from batches.quality import models as quality_models  # noqa: F401
+from batches.quality import notifications as quality_notifications  # noqa: F401

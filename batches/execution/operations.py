@@ -35,6 +35,7 @@ from batches.execution.models import (
     StepEntry,
 )
 from batches.execution.recipes import entry_specs, get_recipe, iter_steps
+from batches.execution.signals import step_completed
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # The one refusal an operator can override, by confirming the value and commenting (a deviation opens)
@@ -849,4 +850,6 @@ def sign_step(sess: Session, step: BatchStep, *, meaning: str, username: str, pa
             batch.completed_at = now
             _end_open_occupancies(sess, batch)
     _flush(sess)
+    if step.status == "complete":
+        step_completed.send(step, sess=sess)
     return step

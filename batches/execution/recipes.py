@@ -127,6 +127,10 @@ class RecipeSpecSchema(Schema):
     target_yield_cells = fields.Float(required=True, validate=validate.Range(min=1))
     yield_entry = fields.Str(required=True, validate=KEY)
     expected_growth = fields.List(fields.Nested(GrowthPointSchema), load_default=list)
+    # The final product: which step fills the bags, how long a bag keeps, and how it is stored.
+    fill_step = fields.Str(load_default=None, validate=KEY)
+    shelf_life_hours = fields.Float(load_default=None, validate=validate.Range(min=0.5, max=24 * 365 * 10))
+    storage_condition = fields.Str(load_default=None, validate=validate.Length(min=1, max=80))
     phases = fields.List(fields.Nested(PhaseSpecSchema), required=True, validate=validate.Length(min=1))
 
     @validates_schema
@@ -135,6 +139,14 @@ class RecipeSpecSchema(Schema):
         self._check_steps(data, seen)
         if data["yield_entry"] not in seen:
             raise ValidationError(f"yield_entry {data['yield_entry']!r} is not an entry of the recipe", "yield_entry")
+        if data.get("fill_step"):
+            fill = next((st for _ph, st in iter_steps(data) if st["key"] == data["fill_step"]), None)
+            keys = {e["key"] for e in fill["entries"]} if fill else set()
+            if not {"bag_count", "final_viable_cells"} <= keys:
+                raise ValidationError(f"fill_step {data['fill_step']!r} must be a step with the entries bag_count and "
+                                      "final_viable_cells", "fill_step")
+            if not data.get("shelf_life_hours"):
+                raise ValidationError("a recipe with a fill step needs shelf_life_hours", "shelf_life_hours")
 
     def _check_steps(self, data: dict[str, Any], seen: dict[str, dict[str, Any]]) -> None:
         step_keys: set[str] = set()
