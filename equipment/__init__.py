@@ -16,7 +16,7 @@ define_permissions({
 })
 define_record_views({table: "equipment.view" for table in (
     "equipment_asset", "equipment_service_record", "equipment_usage", "equipment_tag", "telemetry_gap",
-    "equipment_alarm")})
+    "equipment_alarm", "telemetry_chunk")})
 
 
 def init_app(app: Any, api: Any) -> None:

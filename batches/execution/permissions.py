@@ -28,5 +28,6 @@ define_record_views({
     "recipe": "recipes.view", "material": "materials.view", "material_lot": "materials.view",
     "deviation": "deviations.view",
     **{table: "batches.view" for table in ("batch", "batch_step", "step_entry", "material_usage",
-                                           "equipment_occupancy", "batch_exception")},
+                                           "equipment_occupancy", "batch_exception",
+                                           "exception_review")},
 })

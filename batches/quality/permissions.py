@@ -1,9 +1,7 @@
 """Who may do what with specifications and final product units (declared once, at import)."""
-from app.permissions import define_permissions
+from app.permissions import ALL_ROLES, define_permissions, define_record_views
 
 READERS = {"operator", "supervisor", "qa", "qc_analyst"}
-
-from app.permissions import ALL_ROLES
 
 define_permissions({
     "inbox.view": (ALL_ROLES, "Read and acknowledge one's own notifications"),
@@ -19,4 +17,10 @@ define_permissions({
     "oos.close": ({"qa"}, "Close an OOS investigation with an e-signature"),
     "lots.review": ({"qa"}, "Review a lot by exception"),
     "lots.dispose": ({"qa"}, "Release, conditionally release or reject a lot with an e-signature"),
+})
+
+define_record_views({
+    "specification": "specifications.view", "final_product_unit": "product_units.view",
+    **{table: "lots.view" for table in ("quality_lot", "qc_sample", "qc_result", "oos_investigation",
+                                        "lot_disposition", "instrument_file")},
 })

@@ -29,7 +29,7 @@ from batches.quality.results import investigations_of, results_of, test_standing
 BLOCKING_DEVIATION_CLASSES = ("major", "critical")
 # Audit changes that are workflow, not data changed after first entry.
 WORKFLOW_KEYS = {"status", "reviewed_at", "reviewed_by", "reportable", "investigation_id", "row_version",
-                 "held_by_id", "held_by", "held_since"}
+                 "taken_by_id", "taken_by", "taken_since", "review_id"}
 AUDITED_DATA_TABLES = ("step_entry", "material_usage", "qc_result", "qc_sample", "final_product_unit")
 
 

@@ -1,7 +1,9 @@
 """Marshmallow schemas of the quality REST API: shape and format only; the rules live in the operations."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
+
+from app.schemas import Schema
 
 from batches.execution.schemas import ESignSchema  # noqa: F401  (one e-signature body for the whole API)
 

@@ -14,7 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
+
+from app.schemas import Schema
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

@@ -175,7 +175,7 @@ def test_record_history_only_for_roles_that_may_see_the_record(app, make_user):
     expected = {
         f"/records/user_account/{subject.id}/history": {"admin": 200, "qa": 200, "operator": 403, "clinician": 403},
         "/records/batch/1/history": {"admin": 200, "qa": 200, "operator": 200, "clinician": 403},
-        "/records/cord_blood_unit/1/history": {"admin": 200, "qa": 200, "operator": 200, "clinician": 200},
+        "/records/cord_blood_unit/1/history": {"admin": 200, "qa": 200, "operator": 200, "clinician": 403},
         "/records/no_such_table/1/history": {"admin": 404, "qa": 404, "operator": 404, "clinician": 404},
     }
     got = {url: {role: c.get(url).status_code for role, c in clients.items()} for url in expected}

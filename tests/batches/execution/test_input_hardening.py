@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app import db
 from batches.execution.models import MaterialLot
-from tests.conftest import basic_auth
+from tests.conftest import PASSWORD, basic_auth
 
 
 def lot_id(stock, code="CD3-OKT3"):
@@ -19,12 +19,14 @@ def test_a_nul_in_a_reason_is_refused_at_the_schema(client, make_user, stock):
     lot = lot_id(stock)
     for reason in ("bad\u0000reason", "escape\u001b[31m", "\ud800 lone surrogate"):
         response = client.put(f"/api/v1/materials/lots/{lot}/qc-status", headers=basic_auth(qa),
-                              json={"qc_status": "rejected", "reason": reason})
+                              json={"qc_status": "rejected", "reason": reason, "username": qa,
+                                    "password": PASSWORD})
         assert response.status_code == 422, response.json
         assert "Control characters" in response.json["errors"]["reason"][0]
     assert db.session.get(MaterialLot, lot).qc_status == "released"
     response = client.put(f"/api/v1/materials/lots/{lot}/qc-status", headers=basic_auth(qa),
-                          json={"qc_status": "rejected", "reason": "contaminated\r\nsee deviation\tD-1"})
+                          json={"qc_status": "rejected", "reason": "contaminated\r\nsee deviation\tD-1",
+                                "username": qa, "password": PASSWORD})
     assert response.status_code == 200, response.json  # line breaks and tabs are fine in long text
 
 

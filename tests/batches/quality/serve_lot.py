@@ -20,19 +20,17 @@ def build_lot(sess: Any, info: dict[str, Any]) -> dict[str, Any]:
     from app.audit import Actor, acting_as
     from sqlalchemy import select
 
-    from app.users import User, create_user
+    from app.users import User
     from batches.execution import operations as ops
     from batches.execution.models import Batch
     from batches.quality import operations as quality
     from batches.quality import results as res
     from batches.quality.specifications import install_seed_specifications
-    from tests.batches.quality.conftest import msnk_plan
+    from tests.batches.quality.conftest import at_planned_time, msnk_plan
 
     password = info["password"]
     with acting_as(Actor(None, "scenario")):
         install_seed_specifications(sess)
-        analyst = create_user(sess, username="floor-qc", full_name="Quinn Analyst", password=password,
-                              roles=["qc_analyst"])
     batch = sess.get(Batch, info["batches"][0]["batch_id"])
     first = info["batches"][0]
     assets = {k: SimpleNamespace(code=first[k]) for k in ("cabinet", "incubator", "bioreactor")}
@@ -41,18 +39,19 @@ def build_lot(sess: Any, info: dict[str, Any]) -> dict[str, Any]:
     def user(name: str) -> Any:
         return sess.execute(select(User).where(User.username == info["users"][name])).scalar_one()
 
-    operator, verifier = user("operator0"), user("operator1")
+    operator, verifier, analyst = user("operator0"), user("operator1"), user("qc")
     for key, values in msnk_plan(stock, assets):
         step = next(s for s in batch.steps if s.step_key == key)
         inputs = {k: v if isinstance(v, ops.EntryInput) else ops.EntryInput(value=str(v)) for k, v in values.items()}
-        with acting_as(Actor(operator.id, operator.username)):
-            ops.record_entries(sess, step, operator, inputs, expected_version=step.row_version)
-            ops.sign_step(sess, step, meaning="performed", username=operator.username, password=password,
-                          current_user=operator)
-        if step.requires_verification:
-            with acting_as(Actor(verifier.id, verifier.username)):
-                ops.sign_step(sess, step, meaning="verified", username=verifier.username, password=password,
-                              current_user=verifier)
+        with at_planned_time(step):
+            with acting_as(Actor(operator.id, operator.username)):
+                ops.record_entries(sess, step, operator, inputs, expected_version=step.row_version)
+                ops.sign_step(sess, step, meaning="performed", username=operator.username, password=password,
+                              current_user=operator)
+            if step.requires_verification:
+                with acting_as(Actor(verifier.id, verifier.username)):
+                    ops.sign_step(sess, step, meaning="verified", username=verifier.username, password=password,
+                                  current_user=verifier)
     lot = quality.lot_of_batch(sess, batch)
     with acting_as(Actor(analyst.id, analyst.username)):
         res.pull_in_process_results(sess, lot)

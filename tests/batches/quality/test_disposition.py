@@ -11,7 +11,7 @@ from app.errors import Conflict, PermissionDenied, ValidationFailed
 from app.signatures import signatures_for
 from batches.execution import deviations as deviation_ops
 from batches.execution import operations as exec_ops
-from batches.execution.exceptions import exceptions_of, review_exception
+from batches.execution.exceptions import exceptions_of, review_exceptions
 from batches.quality import operations as ops
 from batches.quality import results as res
 from batches.quality import review as rev
@@ -116,7 +116,8 @@ def test_release_refused_with_an_unreviewed_exception_then_allowed(db_session, r
     with pytest.raises(Conflict, match="Exception not reviewed: comment"):
         release(db_session, lot, people["qa"])
     with as_user(people["qa"]):
-        review_exception(db_session, exc, "label reprint acceptable")
+        review_exceptions(db_session, lot.batch, [exc.id], "label reprint acceptable", username=people["qa"].username,
+                          password=PASSWORD, current_user=people["qa"])
     release(db_session, lot, people["qa"])
 
 
@@ -129,9 +130,10 @@ def test_open_deviations_block_unless_minor(db_session, ready_lot, people, class
                                                  batch=lot.batch, classification=classification)
         if classification:
             deviation.impact_assessment = "assessed"
-        for exc in exceptions_of(db_session, lot.batch):
-            if exc.reviewed_at is None:
-                review_exception(db_session, exc, "seen")
+        open_ids = [exc.id for exc in exceptions_of(db_session, lot.batch) if exc.reviewed_at is None]
+        if open_ids:
+            review_exceptions(db_session, lot.batch, open_ids, "seen", username=people["qa"].username,
+                              password=PASSWORD, current_user=people["qa"])
     if blocks:
         with pytest.raises(Conflict, match=f"deviation {deviation.number}"):
             release(db_session, lot, people["qa"])

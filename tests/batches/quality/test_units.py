@@ -12,7 +12,7 @@ from batches.execution import operations as exec_ops
 from batches.quality import operations as ops
 from batches.quality.models import FinalProductUnit
 from tests.batches.execution.conftest import as_user
-from tests.batches.quality.conftest import E, record, sign, step_of
+from tests.batches.quality.conftest import E, at_planned_time, record, sign, step_of
 
 
 def test_the_fill_step_makes_quarantined_bags_with_identifiers_contents_and_expiry(db_session, completed_batch,
@@ -46,11 +46,12 @@ def test_car_nk_bags_take_the_car_nk_shelf_life_and_may_have_no_volume(db_sessio
 def test_a_fractional_bag_count_refuses_signing_the_fill_step(db_session, completed_batch, people, stock):
     batch = completed_batch("MSNK", stop_before="formulation")
     step = step_of(batch, "formulation")
-    record(db_session, step, people["operator"], final_viable_cells="1e10", bag_count="2.5", bag_volume_ml="50",
-           formulation_buffer_lot=E(value=stock["FORM-BUFFER"], quantity="50"))
-    sign(db_session, step, people["operator"])
-    with pytest.raises(ValidationFailed, match="whole number"):
-        sign(db_session, step, people["operator2"], "verified")
+    with at_planned_time(step):
+        record(db_session, step, people["operator"], final_viable_cells="1e10", bag_count="2.5", bag_volume_ml="50",
+               formulation_buffer_lot=E(value=stock["FORM-BUFFER"], quantity="50"))
+        sign(db_session, step, people["operator"])
+        with pytest.raises(ValidationFailed, match="whole number"):
+            sign(db_session, step, people["operator2"], "verified")
     assert ops.units_of_batch(db_session, batch.id) == []
 
 

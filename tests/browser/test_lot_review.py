@@ -1,5 +1,5 @@
 """The lot review page and the lot's QC page in headless Chromium at 1024x768: no horizontal scroll,
-targets of at least 44 px, no 'None' on screen. Runs against the app served on 127.0.0.1 by a separate
+and the page audit of every page (tests/browser/audit.py). Runs against the app served on 127.0.0.1 by a separate
 process over its own database."""
 from __future__ import annotations
 
@@ -12,18 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.batches.execution.test_tablet_browser import (  # noqa: F401  (the shared browser fixture)
-    CHROMEDRIVER,
-    CHROMIUM,
-    LAYOUT_PROBE,
-    ROOT,
-    browser,
-    log_in,
-    set_viewport,
-)
-
-pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-                                reason="Chromium not installed: run scripts/ensure-chromium.sh (make test does)")
+from tests.browser.audit import audit_page
+from tests.browser.conftest import ROOT
+from tests.browser.floor import log_in, set_viewport
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,6 @@ def served_lot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             raise RuntimeError("the app server did not start: " + log.read())
         info = json.loads(line)
         info["base"] = f"http://127.0.0.1:{info['port']}"
-        info["users"]["qc"] = info["qc_user"]
         yield info
     finally:
         process.terminate()
@@ -52,15 +42,11 @@ def served_lot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
 def check_page(browser: Any, served_lot: dict[str, Any], path: str, where: str) -> str:
     browser.get(served_lot["base"] + path)
-    probe = browser.execute_script(LAYOUT_PROBE)
-    assert probe["innerWidth"] == 1024, where
-    assert probe["scrollWidth"] <= probe["clientWidth"], f"{where}: horizontal scroll {probe}"
-    assert probe["small"] == [], f"{where}: targets under 44 px: {probe['small']}"
-    text = browser.find_element("tag name", "main").text if browser.find_elements("tag name", "main") else \
-        browser.find_element("tag name", "body").text
-    assert "None" not in text.split(), f"{where}: 'None' on screen"
-    assert not any("Server error" in h for h in probe["errors"]), where
-    return text
+    assert browser.execute_script("return window.innerWidth") == 1024, where
+    problems = audit_page(browser, strict=False)  # desktop pages of QA and QC: the layout rules
+    assert problems == [], f"{where}: {problems}"
+    main = browser.find_elements("tag name", "main")
+    return (main[0] if main else browser.find_element("tag name", "body")).text
 
 
 def test_lot_review_page_fits_1024x768(served_lot, browser):
@@ -70,8 +56,7 @@ def test_lot_review_page_fits_1024x768(served_lot, browser):
     assert "What still blocks the disposition" in text and "Chain of identity" in text
     assert "OOS investigation" in text and "Sterility" in text
     browser.find_element("css selector", "#disposition details summary").click()
-    probe = browser.execute_script(LAYOUT_PROBE)
-    assert probe["scrollWidth"] <= probe["clientWidth"] and probe["small"] == []
+    assert audit_page(browser, strict=False) == []
 
 
 def test_qc_lot_page_and_investigation_fit_1024x768(served_lot, browser):
