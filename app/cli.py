@@ -5,6 +5,7 @@ import functools
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -109,31 +110,56 @@ DEMO_USERS = [
 ]
 
 
-@click.command("demo-data")
-def demo_data() -> None:
-    """Create demo users for every role (once, printing their passwords) and each domain's demo data."""
-    from app.shell import DEMO_DATA
+def demo_password_text(created: list[tuple[str, str, list[str]]]) -> str:
+    lines = [f"  {u:<11} {p:<24} {', '.join(r)}" for u, p, r in created]
+    return "Demo users (user ID, password, roles):\n" + "\n".join(lines)
+
+
+def _kept_passwords(kept: Path) -> dict[str, str]:
+    """The demo passwords printed by an earlier run (user ID -> password), from the kept file."""
+    if not kept.exists():
+        return {}
+    rows = [line.split() for line in kept.read_text().splitlines()[1:]]
+    return {row[0]: row[1] for row in rows if len(row) >= 2}
+
+
+def create_demo(sess: Any, kept: Path | None = None) -> list[tuple[str, str, list[str]]]:
+    """Demo users for every role (once), each domain's demo data, then the demo records the demo users sign
+    (with the passwords made now or kept in `kept` by an earlier run, where the new ones are written).
+    Commits; returns the users made now."""
+    from app.shell import DEMO_DATA, DEMO_RECORDS
 
     created = []
     with acting_as(Actor(None, "cli:demo-users")):
         for username, full_name, roles in DEMO_USERS:
-            if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+            if sess.execute(select(User).where(User.username == username)).scalar_one_or_none():
                 continue
             password = f"demo-{username}-{secrets.token_hex(3)}"
-            create_user(db.session, username=username, full_name=full_name, password=password, roles=roles)
+            create_user(sess, username=username, full_name=full_name, password=password, roles=roles)
             created.append((username, password, roles))
-        db.session.commit()
+        sess.commit()
+        if created and kept is not None:  # kept before anything else can fail
+            kept.write_text(demo_password_text(created) + "\n")
         for create in DEMO_DATA:
-            create(db.session)
-            db.session.commit()
+            create(sess)
+            sess.commit()
+    passwords = {**(_kept_passwords(kept) if kept is not None else {}), **{u: p for u, p, _ in created}}
+    for make in DEMO_RECORDS:
+        make(sess, passwords)
+        sess.commit()
+    return created
+
+
+@click.command("demo-data")
+def demo_data() -> None:
+    """Create demo users for every role (once, printing their passwords), each domain's demo data and the
+    demo batches they sign."""
     kept = Path(current_app.instance_path) / "demo-passwords.txt"
+    created = create_demo(db.session, kept)
     if not created:
         click.echo(kept.read_text() if kept.exists() else "demo users already exist")
         return
-    lines = [f"  {u:<11} {p:<24} {', '.join(r)}" for u, p, r in created]
-    text = "Demo users (user ID, password, roles):\n" + "\n".join(lines)
-    kept.write_text(text + "\n")
-    click.echo(text)
+    click.echo(demo_password_text(created))
 
 
 def init_app(app: Flask) -> None:

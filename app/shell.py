@@ -43,6 +43,16 @@ def register_demo_data(create: Callable[[Any], None]) -> None:
         DEMO_DATA.append(create)
 
 
+# Demo records signed by the demo users (batches ...): callables taking the session and the demo users'
+# passwords (user ID -> password), run in order after DEMO_DATA.
+DEMO_RECORDS: list[Callable[[Any, dict[str, str]], None]] = []
+
+
+def register_demo_records(create: Callable[[Any, dict[str, str]], None]) -> None:
+    if create not in DEMO_RECORDS:
+        DEMO_RECORDS.append(create)
+
+
 # How a record is named on a page ("batch MSNK-261202-001", not "batch 1"): table -> callable taking the
 # session and the record's key and returning its name, or None when no such record exists.
 RECORD_NAMES: dict[str, Callable[[Any, str], str | None]] = {}

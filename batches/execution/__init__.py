@@ -9,11 +9,11 @@ _signals_connected = False
 def init_app(app: Any, api: Any) -> None:
     """Register this part's views, API blueprints, permissions, signals, CLI commands and demo data."""
     global _signals_connected
-    from app.shell import register_demo_data, register_nav
+    from app.shell import register_demo_data, register_demo_records, register_nav
     from batches.execution import permissions  # noqa: F401  (declares the permissions)
     from batches.execution import api as rest
     from batches.execution import cli, views
-    from batches.execution.demo import create_demo_data
+    from batches.execution.demo import create_demo_batches, create_demo_data
     from batches.execution.exceptions import connect_equipment_signals
 
     if not _signals_connected:
@@ -29,6 +29,7 @@ def init_app(app: Any, api: Any) -> None:
     register_nav("Materials", "execution.material_list", "materials.view", "Material lots, expiry and QC status", 31)
     register_nav("Deviations", "execution.deviation_list", "deviations.view", "Open and closed deviations", 32)
     register_demo_data(create_demo_data)
+    register_demo_records(create_demo_batches)
     _register_record_names()
 
 

@@ -31,14 +31,12 @@ def main() -> None:
     config.DATABASE_URL = args.database_url
     config.INSTANCE_TMP = tempfile.mkdtemp(prefix="nkmes-browser-")
     app = create_app(config)
+    if args.demo:  # first, as on a fresh `make run`: demo users, every domain's demo data, the signed demo batches
+        from app.cli import create_demo
+
+        create_demo(db.session)
     info = scenario.build(db.session, batches=args.batches, car_batches=args.car_batches)
     db.session.commit()
-    if args.demo:
-        from app.shell import DEMO_DATA
-
-        for create in DEMO_DATA:
-            create(db.session)
-            db.session.commit()
     db.session.remove()
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     info["port"] = server.server_port
