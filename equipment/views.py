@@ -141,11 +141,14 @@ def _render_asset(asset: Any, status_code: int = 200, capacity_form: dict[str, s
     ), status_code
 
 
-@bp.route("/<int:asset_id>/capacity", methods=["POST"])
+@bp.route("/<int:asset_id>/capacity", methods=["GET", "POST"])
 @require("equipment.manage")
 def asset_capacity(asset_id: int) -> Any:
-    """Change how many records may occupy the asset at once; a refusal is shown on the asset page, unsaved."""
+    """Change how many records may occupy the asset at once; a refusal is shown on the asset page, unsaved
+    (reloading that page's address leads back to the asset page)."""
     asset = ops.get_asset(db.session, asset_id)
+    if request.method == "GET":
+        return redirect(url_for("equipment.asset_page", asset_id=asset.id, _anchor="capacity"))
     try:
         ops.set_capacity(db.session, asset, form_value("capacity"), form_value("reason"))
     except DomainError as exc:

@@ -406,3 +406,10 @@ def test_capacity_on_the_registration_form_and_the_asset_page_with_refusals(clie
     client.post("/logout")
     login(make_user("operator"))
     assert client.post(f"/equipment/{incubator.id}/capacity", data={"capacity": "3", "reason": "x"}).status_code == 403
+
+
+def test_reloading_a_refused_capacity_change_leads_back_to_the_asset_page(client, login, make_user, make_asset):
+    asset = make_asset("CO2-INC-32", capacity=2)
+    login(make_user("admin"))
+    again = client.get(f"/equipment/{asset.id}/capacity")
+    assert again.status_code == 302 and again.headers["Location"].endswith(f"/equipment/{asset.id}#capacity")
