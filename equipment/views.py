@@ -16,7 +16,8 @@ from app.web import form_value, parse_local_datetime, safe_next, site_time, site
 from equipment import operations as ops
 from equipment.telemetry import CLOCK_TOLERANCE_S
 from equipment.chart import render_svg
-from equipment.models import ASSET_STATUSES, ASSET_TYPES, SECURITY_MODES, SECURITY_POLICIES
+from equipment.models import (ASSET_STATUSES, ASSET_TYPES, CONCURRENT_ASSET_TYPES, MAX_CAPACITY, SECURITY_MODES,
+                              SECURITY_POLICIES)
 from equipment.schemas import TAG_BOUNDS
 
 bp = Blueprint("equipment", __name__, url_prefix="/equipment", static_folder="static",
@@ -65,7 +66,7 @@ def equipment_list() -> Any:
 @bp.route("/new", methods=["GET", "POST"])
 @require("equipment.manage")
 def asset_new() -> Any:
-    form: dict[str, Any] = {"security_policy": "None", "security_mode": "None"}
+    form: dict[str, Any] = {"security_policy": "None", "security_mode": "None", "capacity": "1"}
     if request.method == "POST":
         form = request.form.to_dict()
         try:
@@ -75,7 +76,8 @@ def asset_new() -> Any:
                                      security_policy=form_value("security_policy", "None"),
                                      security_mode=form_value("security_mode", "None"),
                                      opc_username=form_value("opc_username"),
-                                     opc_password=request.form.get("opc_password") or None)
+                                     opc_password=request.form.get("opc_password") or None,
+                                     capacity=form_value("capacity") or "1")
         except DomainError as exc:
             db.session.rollback()
             return render_template("equipment/new.html", form=form, errors=exc.errors, message=exc.message,
@@ -88,7 +90,8 @@ def asset_new() -> Any:
 def _choices() -> dict[str, Any]:
     return {"asset_types": list(ASSET_TYPES.items()), "statuses": list(ASSET_STATUSES.items()),
             "policies": [(p, security_label(p)) for p in SECURITY_POLICIES],
-            "modes": [(m, security_label(m)) for m in SECURITY_MODES]}
+            "modes": [(m, security_label(m)) for m in SECURITY_MODES], "max_capacity": MAX_CAPACITY,
+            "concurrent_types": [ASSET_TYPES[t] for t in ASSET_TYPES if t in CONCURRENT_ASSET_TYPES]}
 
 
 def _window() -> tuple[Any, Any, str]:
@@ -113,7 +116,11 @@ def _window() -> tuple[Any, Any, str]:
 @bp.route("/<int:asset_id>")
 @require("equipment.view")
 def asset_page(asset_id: int) -> Any:
-    asset = ops.get_asset(db.session, asset_id)
+    return _render_asset(ops.get_asset(db.session, asset_id))
+
+
+def _render_asset(asset: Any, status_code: int = 200, capacity_form: dict[str, str] | None = None,
+                  capacity_errors: dict[str, list[str]] | None = None, capacity_message: str | None = None) -> Any:
     state = _asset_state(asset)
     start, end, chosen = _window()
     tags = list(asset.tags)
@@ -128,7 +135,30 @@ def asset_page(asset_id: int) -> Any:
         usages=ops.usage_log(db.session, asset.id), statuses=list(ASSET_STATUSES.items()),
         max_shelve=ops.MAX_SHELVE_MINUTES, chart_args={"start": start.isoformat(), "end": end.isoformat()},
         link=ops.link_status(db.session, asset.id), clock_tolerance=CLOCK_TOLERANCE_S,
-    )
+        occupants=ops.open_usages(db.session, asset.id), concurrent=asset.asset_type in CONCURRENT_ASSET_TYPES,
+        max_capacity=MAX_CAPACITY, capacity_form=capacity_form or {}, capacity_errors=capacity_errors or {},
+        capacity_message=capacity_message,
+    ), status_code
+
+
+@bp.route("/<int:asset_id>/capacity", methods=["GET", "POST"])
+@require("equipment.manage")
+def asset_capacity(asset_id: int) -> Any:
+    """Change how many records may occupy the asset at once; a refusal is shown on the asset page, unsaved
+    (reloading that page's address leads back to the asset page)."""
+    asset = ops.get_asset(db.session, asset_id)
+    if request.method == "GET":
+        return redirect(url_for("equipment.asset_page", asset_id=asset.id, _anchor="capacity"))
+    try:
+        ops.set_capacity(db.session, asset, form_value("capacity"), form_value("reason"))
+    except DomainError as exc:
+        db.session.rollback()
+        asset = ops.get_asset(db.session, asset_id)
+        return _render_asset(asset, exc.status_code, capacity_form=request.form.to_dict(),
+                             capacity_errors=exc.errors, capacity_message=exc.message)
+    flash(f"{asset.code} now holds up to {asset.capacity} record{'s' if asset.capacity != 1 else ''} at once.",
+          "success")
+    return redirect(url_for("equipment.asset_page", asset_id=asset.id, _anchor="capacity"))
 
 
 @bp.route("/<int:asset_id>/chart.svg")

@@ -62,6 +62,17 @@ LOCK_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5
                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
 
+def keepalive_count(publishing_interval_ms: float, stale_after: float) -> int:
+    """RequestedMaxKeepAliveCount for a keep-alive at least every KEEPALIVE_S (and well inside the stale limit).
+
+    When that is one publishing interval or less, 0 is asked for: the standard has the server revise it to the
+    smallest count it supports (1: a keep-alive after each empty publishing interval). Asking 1 lets a server
+    that counts past the limit (asyncua sends once more than count empty intervals have passed) wait longer.
+    """
+    wanted = math.ceil(min(KEEPALIVE_S, stale_after / 4) * 1000 / publishing_interval_ms)
+    return 0 if wanted <= 1 else wanted
+
+
 @dataclass(frozen=True)
 class TagPoint:
     tag_id: int
@@ -497,8 +508,7 @@ class EndpointSession:
             params = ua.CreateSubscriptionParameters(
                 RequestedPublishingInterval=self.publishing_interval_ms, RequestedLifetimeCount=10000,
                 # a keep-alive at least every KEEPALIVE_S: the heartbeat (well inside the stale limit)
-                RequestedMaxKeepAliveCount=max(1, math.ceil(min(KEEPALIVE_S, self.stale_after / 4) * 1000
-                                                            / self.publishing_interval_ms)),
+                RequestedMaxKeepAliveCount=keepalive_count(self.publishing_interval_ms, self.stale_after),
                 MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0)
             recorder = RevisionRecorder(client.uaclient)
             subscription = SequencedSubscription(recorder, params, self)

@@ -159,3 +159,45 @@ def test_a_notification_lost_on_the_way_is_recovered_by_republish_and_is_not_a_g
         collector.stop()
     assert 37.61 in rig.values()  # the lost notification's value, recovered
     assert [g for g in rig.gaps_while_running() if g.cause == "missed_sequence"] == []
+
+
+def test_keep_alive_count_asks_for_the_smallest_when_one_publishing_interval_is_enough():
+    from equipment.opcua.collector import keepalive_count
+
+    assert keepalive_count(500, 10.0) == 0  # the server's smallest: a keep-alive after each empty interval
+    assert keepalive_count(600, 10.0) == 0
+    assert keepalive_count(250, 10.0) == 2
+    assert keepalive_count(50, 10.0) == 10
+    assert keepalive_count(50, 0.4) == 2  # well inside a short stale limit
+
+
+def test_at_the_default_publishing_interval_a_steady_value_has_a_heartbeat_every_two_intervals_at_most(
+        rig, monkeypatch):
+    """At 500 ms the heartbeats that run alarm delays on the clock come at least every 1 s (the asyncua
+    server sends a keep-alive after the second empty interval when asked for its smallest count)."""
+    from equipment.opcua.collector import Collector
+    from equipment.opcua.writer import TelemetryWriter
+    from equipment.telemetry import Heartbeat
+    from tests.equipment.test_collector import FAST
+
+    beats: list[float] = []
+    submit = TelemetryWriter.submit
+
+    def recording(self: Any, item: Any) -> None:
+        if isinstance(item, Heartbeat):
+            beats.append(time.monotonic())
+        submit(self, item)
+
+    monkeypatch.setattr(TelemetryWriter, "submit", recording)
+    collector = Collector(rig.url, spool_path=rig.spool, asset_codes=[rig.code],
+                          **{**FAST, "publishing_interval_ms": 500}).start_in_thread()
+    try:
+        wait_for(lambda: collector.connected and rig.values())
+        rig.set_temp(37.2)
+        wait_for(lambda: 37.2 in rig.values())
+        beats.clear()
+        time.sleep(4.2)  # the value stays the same: only keep-alives arrive
+    finally:
+        collector.stop()
+    spacing = [b - a for a, b in zip(beats, beats[1:])]
+    assert len(beats) >= 4 and max(spacing) < 1.0 + 0.3, spacing

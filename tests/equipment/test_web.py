@@ -2,6 +2,7 @@
 of tag settings, refused telemetry, browse a real endpoint."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -356,3 +357,59 @@ def test_api_browses_a_live_endpoint(client, make_user, api_headers, db_session,
     assert refused.status_code == 409 and "endpoint" in refused.get_json()["message"]
     assert client.get(f"/api/v1/equipment/assets/{asset.id}/browse",
                       headers=api_headers(make_user("operator"))).status_code == 403
+
+
+def test_capacity_on_the_registration_form_and_the_asset_page_with_refusals(client, login, make_user, db_session,
+                                                                           make_asset):
+    login(make_user("admin"))
+    form = client.get("/equipment/new").get_data(as_text=True)
+    assert 'name="capacity"' in form and 'inputmode="numeric"' in form
+    base = {"name": "Incubator", "location": "B2", "security_policy": "None", "security_mode": "None"}
+    refused = client.post("/equipment/new", data={**base, "code": "CFG-09", "asset_type": "centrifuge",
+                                                  "capacity": "3"})
+    assert refused.status_code == 422 and "holds one record at a time" in refused.get_data(as_text=True)
+    refused = client.post("/equipment/new", data={**base, "code": "CO2-INC-31", "asset_type": "co2_incubator",
+                                                  "capacity": "two"})
+    assert refused.status_code == 422 and "A whole number from 1 to 100" in refused.get_data(as_text=True)
+    assert db.session.execute(select(Asset)).first() is None
+    saved = client.post("/equipment/new", data={**base, "code": "CO2-INC-31", "asset_type": "co2_incubator",
+                                                "capacity": "3"})
+    assert saved.status_code == 302
+    incubator = db.session.execute(select(Asset).where(Asset.code == "CO2-INC-31")).scalar_one()
+    assert incubator.capacity == 3
+    today = utcnow().date()
+    ops.record_service(db.session, incubator, kind="calibration", performed_on=today - timedelta(days=1),
+                       due_on=today + timedelta(days=90), result="pass", performed_by="Metrology Ltd")
+    for record_id in ("MSNK-0007", "MSNK-0008"):
+        ops.start_usage(db.session, "CO2-INC-31", record_type="batch", record_id=record_id)
+    db.session.commit()
+    page = client.get(f"/equipment/{incubator.id}").get_data(as_text=True)
+    assert "2 of 3 places in use" in page and "batch MSNK-0007" in page and "batch MSNK-0008" in page
+    below = client.post(f"/equipment/{incubator.id}/capacity", data={"capacity": "1", "reason": "shelf broken"})
+    text = below.get_data(as_text=True)
+    assert below.status_code == 409 and "occupied by 2 records now" in text and "Below the records occupying" in text
+    assert "2 of 3 places in use" in text  # the asset page again, with the refusal on it
+    no_reason = client.post(f"/equipment/{incubator.id}/capacity", data={"capacity": "4", "reason": ""})
+    assert no_reason.status_code == 422
+    assert db.session.get(Asset, incubator.id).capacity == 3
+    changed = client.post(f"/equipment/{incubator.id}/capacity", data={"capacity": "2", "reason": "one shelf out"})
+    assert changed.status_code == 302
+    assert db.session.get(Asset, incubator.id).capacity == 2
+    entry = db.session.execute(select(AuditEntry).where(AuditEntry.table_name == "equipment_asset",
+                                                        AuditEntry.record_id == str(incubator.id),
+                                                        AuditEntry.reason == "one shelf out")).scalar_one()
+    assert json.loads(entry.changes)["capacity"] == [3, 2]
+    cabinet = make_asset("BSC-31", asset_type="biosafety_cabinet")
+    refused = client.post(f"/equipment/{cabinet.id}/capacity", data={"capacity": "2", "reason": "two at once"})
+    assert refused.status_code == 422 and "holds one record at a time" in refused.get_data(as_text=True)
+    assert db.session.get(Asset, cabinet.id).capacity == 1
+    client.post("/logout")
+    login(make_user("operator"))
+    assert client.post(f"/equipment/{incubator.id}/capacity", data={"capacity": "3", "reason": "x"}).status_code == 403
+
+
+def test_reloading_a_refused_capacity_change_leads_back_to_the_asset_page(client, login, make_user, make_asset):
+    asset = make_asset("CO2-INC-32", capacity=2)
+    login(make_user("admin"))
+    again = client.get(f"/equipment/{asset.id}/capacity")
+    assert again.status_code == 302 and again.headers["Location"].endswith(f"/equipment/{asset.id}#capacity")
