@@ -160,8 +160,8 @@ def test_a_worker_killed_while_signing_leaves_the_step_signed_with_its_audit_ent
         signing_s = _timed_signature(port, auth, batch_id, step_id, user, password)
         last_audit_id = _outcome(url, step_id, last_audit_id)["last_audit_id"]
         for trial, (batch_id, step_id) in enumerate(steps):
-            worker = _wait(lambda: [p for p in _children(master.pid) if p not in killed_pids] and live()
-                           and _children(master.pid), until, "a worker serves")[0]
+            worker = _wait(lambda: live() and [p for p in _children(master.pid) if p not in killed_pids], until,
+                           "a worker serves")[0]
             body = json.dumps({"meaning": "performed", "username": user, "password": password})
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             answer: dict[str, Any] = {}
