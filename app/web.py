@@ -560,8 +560,12 @@ def admin_user_new() -> Any:
 @bp.route("/admin/users/<int:user_id>")
 @require("users.view")
 def admin_user(user_id: int) -> Any:
+    from app.users import RoleChange
+
     user = get_user(db.session, user_id)
-    return render_template("app/user.html", user=user, roles=ROLES,
+    changes = db.session.query(RoleChange).filter_by(user_id=user.id).order_by(RoleChange.id).all()
+    role_changes = [(change, signatures_for(db.session, change)) for change in changes]
+    return render_template("app/user.html", user=user, roles=ROLES, role_changes=role_changes,
                            history=record_history("user_account", user.id))
 
 
