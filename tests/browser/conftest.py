@@ -3,6 +3,7 @@ session, driving the app served on 127.0.0.1 by a separate process over its own 
 floor scenario (scripts/ensure-chromium.sh installs Chromium and its driver)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,13 +28,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite3'}"
+@contextlib.contextmanager
+def serve_app(module: str, *args: str) -> Iterator[dict[str, Any]]:
+    """Serve the app from `python -m module *args` (which prints one JSON line of what it built, with its port)
+    and stop it afterwards."""
     log = tempfile.TemporaryFile(mode="w+")  # the request log; a pipe left unread would stall the server
-    process = subprocess.Popen([sys.executable, "-m", "tests.batches.execution.serve_scenario", url,
-                                "--batches", str(BATCHES), "--car-batches", "1", "--demo"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
+                               text=True)
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]
         if not line:
@@ -42,8 +43,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             raise RuntimeError("the app server did not start: " + log.read())
         info = json.loads(line)
         info["base"] = f"http://127.0.0.1:{info['port']}"
-        info["free_batches"] = [b for b in info["batches"] if b["recipe"] == "MSNK"]
-        info["car_batches"] = [b for b in info["batches"] if b["recipe"] != "MSNK"]
         yield info
     finally:
         process.terminate()
@@ -51,6 +50,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         if process.stdout:
             process.stdout.close()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite3'}"
+    with serve_app("tests.batches.execution.serve_scenario", url, "--batches", str(BATCHES), "--car-batches", "1",
+                   "--demo") as info:
+        info["free_batches"] = [b for b in info["batches"] if b["recipe"] == "MSNK"]
+        info["car_batches"] = [b for b in info["batches"] if b["recipe"] != "MSNK"]
+        yield info
 
 
 def _chromium() -> Any:

@@ -3,41 +3,20 @@ and the page audit of every page (tests/browser/audit.py). Runs against the app 
 process over its own database."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from typing import Any, Iterator
 
 import pytest
 
 from tests.browser.audit import audit_page
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import serve_app
 from tests.browser.floor import log_in, set_viewport
 
 
 @pytest.fixture(scope="module")
 def served_lot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('lot-browser') / 'lot.sqlite3'}"
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen([sys.executable, "-m", "tests.batches.quality.serve_lot", url],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            process.wait(timeout=10)
-            log.seek(0)
-            raise RuntimeError("the app server did not start: " + log.read())
-        info = json.loads(line)
-        info["base"] = f"http://127.0.0.1:{info['port']}"
+    with serve_app("tests.batches.quality.serve_lot",
+                   f"sqlite:///{tmp_path_factory.mktemp('lot-browser') / 'lot.sqlite3'}") as info:
         yield info
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
-        log.close()
 
 
 def check_page(browser: Any, served_lot: dict[str, Any], path: str, where: str) -> str:
