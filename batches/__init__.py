@@ -11,3 +11,5 @@ def init_app(app: Any, api: Any) -> None:
     sourcing.init_app(app, api)
     execution.init_app(app, api)
     quality.init_app(app, api)
+    from batches import dosing
+    dosing.init_app(app, api)
