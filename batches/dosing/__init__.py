@@ -6,4 +6,9 @@ from typing import Any
 
 
 def init_app(app: Any, api: Any) -> None:
-    """Nothing registered yet beyond the models (pages and API follow)."""
+    """Register this part's permissions, views, API blueprints and demo data."""
+    from app.shell import register_demo_data
+    from batches.dosing import permissions  # noqa: F401  (declares the permissions)
+    from batches.dosing.demo import create_demo_data
+
+    register_demo_data(create_demo_data)
