@@ -41,7 +41,7 @@ _patients = itertools.count(1)
 @pytest.fixture()
 def clinicians(make_user: Callable[..., Any]) -> dict[str, Any]:
     return {"a": make_user("clinician", full_name="Dr Ada Alder"), "b": make_user("clinician", full_name="Dr Ben Birch"),
-            "witness": make_user("clinician", full_name="Dr Wim Witness"), "pharmacist": make_user("clinician")}
+            "witness": make_user("clinician", full_name="Dr Wim Witness"), "pharmacist": make_user("pharmacist")}
 
 
 @pytest.fixture()

@@ -86,7 +86,7 @@ def add_care_people(sess: Any, info: dict[str, Any], patients: int = 1) -> dict[
         witness = create_user(sess, username="floor-witness", full_name="Wendy Witness", password=password,
                               roles=["clinician"])
         pharmacist = create_user(sess, username="floor-pharmacist", full_name="Phil Pharmacist", password=password,
-                                 roles=["clinician"])
+                                 roles=["pharmacist"])
         clinician = sess.execute(select(User).where(User.username == info["users"]["clinician"])).scalar_one()
         made = []
         for n in range(1, patients + 1):

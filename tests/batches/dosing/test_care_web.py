@@ -38,9 +38,12 @@ def test_the_dosing_path_through_the_pages(app, client, login, db_session, relea
         again = client.post(f"/care/patients/{p2.id}/reservations", data=form)
         assert again.status_code == 409 and r1.number in again.get_data(as_text=True)
         client.post(f"/care/patients/{p2.id}/reservations", data={**form, "unit_ids": [str(units[1].id)]})
+        assert client.get("/care/pharmacy").status_code == 403  # the pharmacist issues
+        login(clinicians["pharmacist"])
         assert client.get("/care/pharmacy").status_code == 200
         for r in db_session.query(DoseReservation).all():
             assert client.post(f"/care/reservations/{r.id}/issue", data={"location": "Ward 7"}).status_code == 302
+        login(a)
         wrong = client.post("/care/bedside", data={"wristband": p1.hospital_id,
                                                    "bag_identifier": units[1].product_identifier})
         assert wrong.status_code == 409 and "STOP" in wrong.get_data(as_text=True)
