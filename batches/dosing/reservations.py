@@ -39,10 +39,10 @@ ALL_PATIENTS_ROLES = ("pharmacist", "qa")
 # --- who may see which patient ------------------------------------------------------------------
 
 def may_see_patient(user: Any, patient: Patient) -> bool:
-    """Clinicians see their own patients; pharmacists and QA see every patient."""
-    if set(getattr(user, "role_names", [])) & set(ALL_PATIENTS_ROLES):
-        return True
-    return patient.treating_clinician_id == getattr(user, "id", None)
+    """Clinicians see their own patients; pharmacists and QA see every patient (the one rule of dosing)."""
+    from batches.dosing.operations import can_see_patient
+
+    return can_see_patient(user, patient)
 
 
 def check_patient_visible(user: Any, patient: Patient) -> None:
