@@ -158,3 +158,20 @@ def test_recall_blocks_reserved_and_issued_bags_and_names_the_patients(db_sessio
     for note in notes:
         assert p1.study_id in note.body and p2.study_id in note.body and "do not infuse" in note.body
     assert clinicians["witness"].username not in recipients
+
+
+def test_availability_leaves_out_the_bags_a_reservation_holds(db_session, released_lot, clinicians, make_patient):
+    from batches.dosing.availability import load_lots
+
+    lot = released_lot()
+    units = bags(db_session, lot)
+    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"]), units[:2])
+
+    def free() -> set[int]:
+        [found] = [x for x in load_lots(db_session, lot.product, not_expired_at=utcnow()) if x.lot_number == lot.lot_number]
+        return {b.id for b in found.bags}
+
+    assert free() == {units[2].id, units[3].id}
+    with as_user(clinicians["a"]):
+        reservations.release_reservation(db_session, reservation, "infusion postponed", clinicians["a"])
+    assert free() == {u.id for u in units}
