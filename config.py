@@ -41,6 +41,11 @@ class Config:
     # Domain packages loaded by create_app; the core itself imports none of them.
     DOMAIN_PACKAGES = [p for p in os.environ.get("DOMAIN_PACKAGES", "equipment,batches").split(",") if p]
 
+    # Dose model of the site: "whole_bags" (an infusion is whole bags of one lot) or "drawn_volume" (the
+    # pharmacy draws the volume holding the dose from bags of one lot), and the oldest weight usable for a dose.
+    DOSE_MODEL = os.environ.get("DOSE_MODEL", "whole_bags")
+    MAX_WEIGHT_AGE_DAYS = _int("MAX_WEIGHT_AGE_DAYS", 7)
+
     PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 12)
     PASSWORD_HISTORY = _int("PASSWORD_HISTORY", 5)
     LOCKOUT_THRESHOLD = _int("LOCKOUT_THRESHOLD", 5)

@@ -16,6 +16,7 @@ ROLES: dict[str, str] = {
     "qc_analyst": "QC analyst",
     "qa": "Quality assurance",
     "clinician": "Clinician / pharmacist",
+    "pharmacist": "Pharmacist (cell-therapy pharmacy)",
     "admin": "Administrator",
 }
 ALL_ROLES = frozenset(ROLES)

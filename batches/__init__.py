@@ -11,3 +11,8 @@ def init_app(app: Any, api: Any) -> None:
     sourcing.init_app(app, api)
     execution.init_app(app, api)
     quality.init_app(app, api)
+    from batches import dosing
+    dosing.init_app(app, api)
+    from batches.dosing import care_views as dosing_care
+
+    dosing_care.init_app(app, api)
