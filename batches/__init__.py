@@ -7,7 +7,9 @@ from typing import Any
 def init_app(app: Any, api: Any) -> None:
     """Register each part's views, API blueprints, permissions and CLI commands."""
     from batches import execution, quality, sourcing
+    from batches import documents
 
     sourcing.init_app(app, api)
     execution.init_app(app, api)
     quality.init_app(app, api)
+    documents.init_app(app, api)

@@ -3,3 +3,4 @@ from batches.sourcing import models as sourcing_models  # noqa: F401
 from batches.execution import models as execution_models  # noqa: F401
 from batches.quality import models as quality_models  # noqa: F401
 from batches.quality import notifications as quality_notifications  # noqa: F401
+from batches.documents import models as documents_models  # noqa: F401
