@@ -204,14 +204,18 @@ def _draw_small(canvas: Canvas, content: LabelContent, width: float, height: flo
     matrix = y - 2 - margin
     draw_datamatrix(canvas, content.identifier, margin, margin, matrix)
     left = 2 * margin + matrix
-    lines = [content.title] + [f"{n}: {v}" for n, v in content.fields[:3]]
-    lines += [s for s in content.statements if s in (BIOHAZARD, ADVISE_RISK, NOT_EVALUATED)]
+    room = width - left - margin
+    fields = dict(content.fields)
+    lines = [content.title] + [f"{n}: {fields[n]}" for n in ("Lot", "Expiry") if n in fields]
+    for statement in content.statements:  # warnings whole, wrapped, never cut off
+        if statement in (BIOHAZARD, ADVISE_RISK, NOT_EVALUATED):
+            lines += _wrap(canvas, statement, "Helvetica-Bold", 4.5, room)
     for line in lines:
-        y -= 6
+        y -= 5.5
         if y < margin:
             break
-        canvas.setFont("Helvetica", 5)
-        canvas.drawString(left, y, line[:44])
+        canvas.setFont("Helvetica-Bold" if line.isupper() else "Helvetica", 4.5)
+        canvas.drawString(left, y, line)
 
 
 def _wrap(canvas: Canvas, text: str, font: str, size: float, width: float) -> list[str]:
