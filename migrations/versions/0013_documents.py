@@ -1,7 +1,7 @@
 """documents: controlled documents (versions with SHA-256) and label prints, both append-only
 
 Revision ID: 0013_documents
-Revises: 0010
+Revises: 0012_dosing_care
 """
 from alembic import op
 import sqlalchemy as sa
