@@ -15,7 +15,7 @@ from app.permissions import require
 from app.web import form_value, parse_local_datetime, safe_next, site_time, site_zone
 from equipment import operations as ops
 from equipment.telemetry import CLOCK_TOLERANCE_S
-from equipment.chart import render_svg
+from equipment.chart import telemetry_chart_drawing, telemetry_chart_svg, telemetry_chart_svg_document
 from equipment.models import (ASSET_STATUSES, ASSET_TYPES, CONCURRENT_ASSET_TYPES, MAX_CAPACITY, SECURITY_MODES,
                               SECURITY_POLICIES)
 from equipment.schemas import TAG_BOUNDS
@@ -125,15 +125,20 @@ def _render_asset(asset: Any, status_code: int = 200, capacity_form: dict[str, s
     start, end, chosen = _window()
     tags = list(asset.tags)
     tag_id = request.args.get("tag", type=int) or (tags[0].id if tags else None)
+    tag = next((t for t in tags if t.id == tag_id), None)
+    chart = None
+    if tag is not None:
+        chart = telemetry_chart_svg(telemetry_chart_drawing(db.session, asset, tag, start, end, zone=site_zone()),
+                                    asset, tag)
     return render_template(
         "equipment/asset.html", **state, tags=tags, tag_id=tag_id, start=start, end=end, chosen=chosen,
-        ranges=list(RANGES), window_alarms=ops.alarms_in_window(db.session, asset.id, start, end),
+        ranges=list(RANGES), chart=chart, window_alarms=ops.alarms_in_window(db.session, asset.id, start, end),
         window_gaps=ops.gaps_in_window(db.session, asset.id, start, end),
         recent_alarms=ops.recent_alarms(db.session, asset.id, 20), shelved=ops.shelved_alarms(db.session, asset.id),
         services=sorted(asset.service_records, key=lambda r: r.performed_on, reverse=True),
         maintenance=ops.service_status(db.session, asset, "maintenance"),
         usages=ops.usage_log(db.session, asset.id), statuses=list(ASSET_STATUSES.items()),
-        max_shelve=ops.MAX_SHELVE_MINUTES, chart_args={"start": start.isoformat(), "end": end.isoformat()},
+        max_shelve=ops.MAX_SHELVE_MINUTES,
         link=ops.link_status(db.session, asset.id), clock_tolerance=CLOCK_TOLERANCE_S,
         occupants=ops.open_usages(db.session, asset.id), concurrent=asset.asset_type in CONCURRENT_ASSET_TYPES,
         max_capacity=MAX_CAPACITY, capacity_form=capacity_form or {}, capacity_errors=capacity_errors or {},
@@ -176,14 +181,8 @@ def chart_svg(asset_id: int) -> Any:
     if not _drawable(start, end):
         end = utcnow()
         start = end - RANGES["24h"]
-    points = ops.chart_series(db.session, tag.id, start, end, max_points=600)
-    gaps = [(g.started_at, g.ended_at) for g in ops.gaps_in_window(db.session, asset.id, start, end)
-            if g.tag_id in (None, tag.id)]
-    alarms = [(a.raised_at, a.cleared_at) for a in ops.alarms_in_window(db.session, asset.id, start, end)
-              if a.tag_id == tag.id]
-    svg = render_svg(points, start, end, title=f"{asset.code} {tag.parameter}", unit=tag.unit,
-                     low=tag.low_limit, high=tag.high_limit, gaps=gaps, alarms=alarms, zone=site_zone(),
-                     bucket_hint_s=(end - start).total_seconds() / 600 if points else None)
+    drawing = telemetry_chart_drawing(db.session, asset, tag, start, end, zone=site_zone())
+    svg = telemetry_chart_svg_document(drawing, asset, tag)
     return Response(svg, mimetype="image/svg+xml")
 
 

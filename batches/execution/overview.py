@@ -2,7 +2,6 @@
 deviations, live equipment readings, the growth curve against the recipe's and the yield."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +11,11 @@ from sqlalchemy.orm import Session
 from batches.execution import operations as ops
 from batches.execution.deviations import list_deviations
 from batches.execution.exceptions import exceptions_of, occupancies_of
+from batches.execution.growth_chart import build_growth_chart, growth_chart_svg
 from batches.execution.limits import limits_text
 from batches.execution.models import Batch, BatchStep, MaterialUsage, StepEntry
 from batches.execution.recipes import entry_specs
 
-CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 300, 70, 20, 20, 40
 CURVE_LABELS = {"total_cells": "Total cells", "viable_density": "Viable cell density (cells/mL)",
                 "viability": "Viability (%)", "fold_expansion": "Fold expansion"}
 
@@ -62,32 +61,9 @@ def growth_curve(batch: Batch, current: dict[str, StepEntry]) -> dict[str, list[
     return curves
 
 
-def _log_chart(expected: list[tuple[float, float]], actual: list[CurvePoint]) -> dict[str, Any]:
-    """SVG coordinates for total cells (log scale) against day: expected line, actual line and points."""
-    values = [v for _, v in expected] + [p.value for p in actual]
-    values = [v for v in values if v > 0]
-    if not values:
-        return {}
-    lo = math.floor(math.log10(min(values)))
-    hi = math.ceil(math.log10(max(values)))
-    hi = hi if hi > lo else lo + 1
-    max_day = max([d for d, _ in expected] + [p.day for p in actual] + [14.0])
-
-    def x(day: float) -> float:
-        return round(PAD_L + (CHART_W - PAD_L - PAD_R) * day / max_day, 1)
-
-    def y(value: float) -> float:
-        return round(CHART_H - PAD_B - (CHART_H - PAD_T - PAD_B) * (math.log10(value) - lo) / (hi - lo), 1)
-
-    return {
-        "width": CHART_W, "height": CHART_H, "left": PAD_L, "right": CHART_W - PAD_R, "top": PAD_T,
-        "bottom": CHART_H - PAD_B,
-        "expected": " ".join(f"{x(d)},{y(v)}" for d, v in expected if v > 0),
-        "actual": " ".join(f"{x(p.day)},{y(p.value)}" for p in actual if p.value > 0),
-        "points": [{"x": x(p.day), "y": y(p.value), "p": p} for p in actual if p.value > 0],
-        "y_ticks": [{"y": y(10 ** e), "label": f"10^{e}"} for e in range(lo, hi + 1)],
-        "x_ticks": [{"x": x(d), "label": f"{d:g}"} for d in range(0, int(max_day) + 1, 2)],
-    }
+def expected_growth(batch: Batch) -> list[tuple[float, float]]:
+    """The recipe's expected curve: (day, total cells)."""
+    return [(p["day"], p["total_cells"]) for p in batch.recipe.spec.get("expected_growth", [])]
 
 
 def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
@@ -99,7 +75,7 @@ def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
     spec = batch.recipe.spec
     upcoming = ops.next_step(batch)
     curves = growth_curve(batch, current)
-    expected = [(p["day"], p["total_cells"]) for p in spec.get("expected_growth", [])]
+    expected = expected_growth(batch)
     yield_entry = current.get(spec["yield_entry"])
     target = spec["target_yield_cells"]
     occupancies = occupancies_of(sess, batch)
@@ -133,7 +109,7 @@ def batch_overview(sess: Session, batch: Batch) -> dict[str, Any]:
         "occupancies": occupancies,
         "curves": curves,
         "curve_labels": CURVE_LABELS,
-        "chart": _log_chart(expected, curves.get("total_cells", [])),
+        "chart": growth_chart_svg(build_growth_chart(expected, curves.get("total_cells", []))),
         "expected": expected,
         "yield_actual": yield_entry.value_number if yield_entry else None,
         "yield_target": target,
