@@ -1,0 +1,152 @@
+"""The executed batch record PDF: every 21 CFR 211.188 element of a completed and released MsNK lot in the
+extracted text, corrections with the original value, each signature's manifestation (11.50), a record
+changed after signing printed as such, the same bytes for the same data, and the page furniture."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import text
+
+from app.signatures import signatures_for
+from batches.documents.batch_record import build_batch_record, render_batch_record
+from batches.execution import operations as exec_ops
+from batches.quality import operations as qops
+from batches.quality import review as rev
+from tests.batches.execution.conftest import as_user
+from tests.batches.quality.conftest import (  # noqa: F401  (fixtures)
+    E,
+    complete_lot_testing,
+    completed_batch,
+    criteria,
+    intake_data,
+    make_accepted_unit,
+    make_asset,
+    make_batch,
+    make_criteria,
+    make_tag,
+    make_unit,
+    new_asset,
+    people,
+    qa_users,
+    receiver,
+    record,
+    seed_recipes,
+    seed_specs,
+    sign,
+    step_of,
+    stock,
+)
+from tests.conftest import PASSWORD
+
+
+def pdf_text(pdf: bytes) -> str:
+    reader = PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def pages(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+@pytest.fixture()
+def qc(make_user):
+    return {"analyst": make_user("qc_analyst"), "reviewer": make_user("qc_analyst")}
+
+
+@pytest.fixture()
+def released_lot(db_session, completed_batch, seed_specs, qc, people):
+    """A completed MsNK batch with passing, reviewed results, released by QA."""
+    lot = qops.lot_of_batch(db_session, completed_batch("MSNK"))
+    complete_lot_testing(db_session, lot, qc["analyst"], qc["reviewer"])
+    with as_user(people["qa"]):
+        rev.release_lot(db_session, lot, username=people["qa"].username, password=PASSWORD,
+                        current_user=people["qa"])
+    db_session.commit()
+    return lot
+
+
+def test_a_released_lot_prints_every_211_188_element(db_session, released_lot, people, stock):
+    batch = released_lot.batch
+    pdf = render_batch_record(db_session, batch)
+    assert pdf.startswith(b"%PDF")
+    all_text = pdf_text(pdf)
+    flat = " ".join(all_text.split())
+    # cover: product, lot, recipe and version, DIN, dates, disposition and signer
+    assert batch.lot_number in all_text and "MsNK" in all_text
+    assert f"version {batch.recipe.version}" in flat and batch.recipe.name in flat
+    assert batch.cord_blood_din in all_text
+    assert "Started" in flat and "Completed" in flat
+    assert "released" in flat and people["qa"].full_name in flat
+    # every step, with entries: value, unit, limits and limit class, who and when
+    for step in batch.steps:
+        assert step.title in flat
+    assert "1.3 x 10^10" in flat  # total cells on day 14 through the one number format
+    assert "green" in flat and "Limits" in flat and people["operator"].username in flat
+    # materials with lot, expiry and quantity
+    for lot_number in stock.values():
+        if lot_number.startswith(("FICOLL", "IL2", "NK-MEDIUM")):
+            assert lot_number in all_text
+    assert "Expiry" in flat and "Quantity" in flat
+    # equipment with calibration status at use and occupancy times
+    assert "current at use" in flat and "occupied by the batch" in flat
+    # yield against theoretical, QC results against the specification, disposition
+    assert "% of theoretical" in flat
+    assert "Endotoxin" in flat and "pass" in flat and "Specification" in flat
+    assert "Disposition" in flat and "Growth curve" in flat
+    # signatures manifested (11.50): printed name, date and time with zone, meaning
+    sig = signatures_for(db_session, batch.steps[0])[0].signature
+    assert sig.signer_full_name in flat and "Performed by" in flat and "Verified by" in flat
+    assert "Released by" in flat
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+ \(UTC[+-]\d{4}\)", flat)
+    # released: no marking; every page has lot, product, page x of y and the generation time
+    texts = pages(pdf)
+    assert "NOT RELEASED" not in all_text
+    for number, page in enumerate(texts, start=1):
+        assert f"Page {number} of {len(texts)}" in page and f"Lot {batch.lot_number}" in page
+        assert "Product MsNK" in page and "generated" in page
+    assert "SHA-256" in texts[-1] and "before this one" in " ".join(texts[-1].split())
+
+
+def test_two_renders_of_the_same_data_are_the_same_bytes(db_session, released_lot):
+    first = build_batch_record(db_session, released_lot.batch)
+    second = build_batch_record(db_session, released_lot.batch)
+    assert hashlib.sha256(first.pdf).hexdigest() == hashlib.sha256(second.pdf).hexdigest()
+    assert f"SHA-256: {first.record_hash}" in pages(first.pdf)[-1]
+    assert b"/CreationDate (D:" + first.generated_at.strftime("%Y%m%d%H%M%S").encode() in first.pdf
+
+
+def test_a_correction_prints_the_original_struck_through_with_reason_who_and_when(
+        db_session, completed_batch, people):
+    batch = completed_batch("MSNK", stop_before="feed_day3")
+    step = step_of(batch, "mnc_isolation")
+    entry = exec_ops.current_entries(db_session, batch)["mnc_viability"]
+    with as_user(people["operator"]):
+        exec_ops.correct_entry(db_session, entry, people["operator"], exec_ops.EntryInput(value="88"),
+                               reason="transcription error from the counter", expected_version=step.row_version)
+    db_session.commit()
+    pdf = render_batch_record(db_session, batch)
+    flat = " ".join(pdf_text(pdf).split())
+    assert "original 92" not in flat  # the plain text shows values; the strike is in the drawing
+    assert "92" in flat and "88" in flat
+    assert "transcription error from the counter" in flat and "corrected by" in flat
+    streams = b"".join(page.get_contents().get_data() for page in PdfReader(io.BytesIO(pdf)).pages)
+    # the original value is drawn with a line through it, the new one is not
+    assert re.search(rb"m [\d.]+ [\d.]+ l S\s*BT[^\n]*\(92\) Tj", streams)
+    assert not re.search(rb"m [\d.]+ [\d.]+ l S\s*BT[^\n]*\(88\) Tj", streams)
+    assert "VOIDED" in flat  # the step's signatures voided by the correction are printed as voided
+    assert "NOT RELEASED" in flat
+
+
+def test_a_record_changed_after_signing_is_printed_as_such(db_session, released_lot):
+    batch = released_lot.batch
+    step = batch.steps[1]
+    # a change outside the application (database edit): the signature no longer matches the record
+    db_session.execute(text("UPDATE batch_step SET title = 'Edited afterwards' WHERE id = :id"), {"id": step.id})
+    db_session.expire_all()
+    flat = " ".join(pdf_text(render_batch_record(db_session, batch)).split())
+    assert "Edited afterwards" in flat
+    assert "RECORD CHANGED AFTER SIGNATURE" in flat
