@@ -658,3 +658,45 @@ def render_batch_record(sess: Session, batch: Batch, generated_at: datetime | No
 
 def batch_record_filename(batch: Batch) -> str:
     return f"batch-record-{batch.lot_number}.pdf"
+
+
+# --- the archived copy: kept when QA dispositions the lot, served from then on --------------------------
+
+KIND = "batch_record"
+
+
+def archive_batch_record(sess: Session, lot: Any, previous: str | None = None) -> Any:
+    """Render the lot's executed batch record as it stands at this disposition and keep it (with its
+    SHA-256) as the next version of the lot's batch record: the archived copy is what QA signed."""
+    from batches.documents.store import latest_document, store_document
+
+    batch = lot.batch
+    reason = None
+    if latest_document(sess, KIND, lot.lot_number) is not None:
+        reason = f"Disposition changed from {(previous or 'none').replace('_', ' ')} to {lot.status.replace('_', ' ')}"
+    return store_document(sess, KIND, lot.lot_number, batch_record_filename(batch),
+                          render_batch_record(sess, batch), reason=reason)
+
+
+def on_lot_disposition_changed(lot: Any, sess: Session, previous: str | None = None, **_: Any) -> None:
+    """Receiver of batches.quality.signals.lot_disposition_changed (same unit of work as the decision)."""
+    archive_batch_record(sess, lot, previous)
+
+
+@dataclass
+class ServedRecord:
+    content: bytes
+    filename: str
+    archived_version: int | None
+    sha256: str
+
+
+def served_batch_record(sess: Session, batch: Batch) -> ServedRecord:
+    """What a download returns: the archived copy once the lot was dispositioned, the live render before."""
+    from batches.documents.store import latest_document
+
+    doc = latest_document(sess, KIND, batch.lot_number)
+    if doc is not None:
+        return ServedRecord(doc.content, doc.filename, doc.version, doc.sha256)
+    pdf = render_batch_record(sess, batch)
+    return ServedRecord(pdf, batch_record_filename(batch), None, hashlib.sha256(pdf).hexdigest())

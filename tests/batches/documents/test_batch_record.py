@@ -150,3 +150,47 @@ def test_a_record_changed_after_signing_is_printed_as_such(db_session, released_
     flat = " ".join(pdf_text(render_batch_record(db_session, batch)).split())
     assert "Edited afterwards" in flat
     assert "RECORD CHANGED AFTER SIGNATURE" in flat
+
+
+def test_the_disposition_archives_the_signed_record_and_downloads_serve_it(db_session, released_lot, client, login,
+                                                                             people, api_headers):
+    from batches.documents.store import document_versions
+
+    batch = released_lot.batch
+    [archived] = document_versions(db_session, "batch_record", batch.lot_number)
+    assert archived.sha256 == hashlib.sha256(archived.content).hexdigest()
+    archived_text = " ".join(pdf_text(archived.content).split())
+    assert "Released by" in archived_text and people["qa"].full_name in archived_text
+    assert "NOT RELEASED" not in archived_text
+    # a later database edit changes the live render, not what is served: the archived copy was signed
+    db_session.execute(text("UPDATE batch_step SET title = 'Edited afterwards' WHERE id = :id"),
+                       {"id": batch.steps[1].id})
+    db_session.commit()
+    db_session.expire_all()
+    assert render_batch_record(db_session, batch) != archived.content
+    login(people["qa"])
+    for url in (f"/batches/{batch.id}/batch-record.pdf", f"/quality/lots/{released_lot.id}/batch-record.pdf"):
+        page = client.get(url)
+        assert page.status_code == 200 and page.mimetype == "application/pdf"
+        assert page.data == archived.content
+        assert f'filename="batch-record-{batch.lot_number}.pdf"' in page.headers["Content-Disposition"]
+    api = client.get(f"/api/v1/lots/{released_lot.id}/batch-record", headers=api_headers(people["qa"]))
+    assert api.status_code == 200 and api.mimetype == "application/pdf" and api.data == archived.content
+    assert api.headers["X-Document-SHA256"] == archived.sha256
+
+
+def test_before_disposition_the_live_record_is_served_marked_not_released(db_session, completed_batch, client,
+                                                                          login, people, api_headers):
+    batch = completed_batch("MSNK", stop_before="harvest")
+    login(people["operator"])
+    page = client.get(f"/batches/{batch.id}")
+    assert f"/batches/{batch.id}/batch-record.pdf" in page.get_data(as_text=True)
+    download = client.get(f"/batches/{batch.id}/batch-record.pdf")
+    assert download.status_code == 200 and download.mimetype == "application/pdf"
+    assert download.data == render_batch_record(db_session, batch)
+    assert all("NOT RELEASED" in p for p in pages(download.data))
+    api = client.get(f"/api/v1/batches/{batch.id}/batch-record", headers=api_headers(people["operator"]))
+    assert api.status_code == 200 and batch.lot_number in api.headers["Content-Disposition"]
+    missing = client.get("/api/v1/batches/999999/batch-record", headers=api_headers(people["operator"]))
+    assert missing.status_code == 404
+    assert client.get("/batches/999999/batch-record.pdf").status_code == 404
