@@ -481,7 +481,7 @@ def _quality(sess: Session, out: RecordText, lot: Any) -> None:
         if key not in received:
             rows.append([test["name"], test.get("method", ""), criterion_text(test), "no result", "pending", "", "", ""])
     out.table(["Test", "Method", "Specification", "Result", "Outcome", "Status", "Recorded", "Review signature"],
-              rows, [2.4, 2.4, 2.0, 1.6, 1.1, 1.3, 2.4, 3.0])
+              rows, [2.4, 2.4, 2.0, 1.6, 1.45, 1.3, 2.4, 2.65])
     out.heading("OOS investigations", _H3)
     investigations = res.investigations_of(sess, lot)
     if not investigations:
@@ -584,7 +584,7 @@ def _canvas_class(header: dict[str, str], moment: datetime) -> type:
                 self.setFont("Helvetica-Bold", 11)
                 self.setFillColor(colors.HexColor("#b00000"))
                 self.drawRightString(width - MARGIN, 7.5 * mm, header["marking"])
-                self.drawCentredString(width / 2, height - 10 * mm, header["marking"])
+                self.drawRightString(width - MARGIN - 28 * mm, height - 10 * mm, header["marking"])
             self.restoreState()
 
     return RecordCanvas
