@@ -194,3 +194,36 @@ def test_before_disposition_the_live_record_is_served_marked_not_released(db_ses
     missing = client.get("/api/v1/batches/999999/batch-record", headers=api_headers(people["operator"]))
     assert missing.status_code == 404
     assert client.get("/batches/999999/batch-record.pdf").status_code == 404
+
+
+def test_exceptions_deviations_and_oos_investigations_are_printed(db_session, completed_batch, seed_specs, qc,
+                                                                   people):
+    from batches.execution import deviations as deviation_ops
+    from batches.execution.exceptions import exceptions_of, review_exceptions
+    from batches.quality import results as res
+
+    batch = completed_batch("MSNK")
+    lot = qops.lot_of_batch(db_session, batch)
+    with as_user(people["operator"]):
+        deviation = deviation_ops.open_deviation_by_hand(
+            db_session, title="Incubator door left ajar", description="Door found ajar for 2 minutes on day 5",
+            batch=batch)
+    with as_user(people["qa"]):
+        review_exceptions(db_session, batch, [e.id for e in exceptions_of(db_session, batch)],
+                          "door event assessed, no impact on the culture", username=people["qa"].username,
+                          password=PASSWORD, current_user=people["qa"])
+    with as_user(qc["analyst"]):
+        res.record_result(db_session, lot, res.ResultInput(test_key="potency", value="12"))
+    db_session.commit()
+    [investigation] = res.investigations_of(db_session, lot)
+    flat = " ".join(pdf_text(render_batch_record(db_session, batch)).split())
+    assert deviation.number in flat and "Incubator door left ajar" in flat and "not classified" in flat
+    assert "door event assessed, no impact on the culture" in flat and "Reviewed by" in flat
+    assert investigation.number in flat and "Potency" in flat and "fail" in flat
+    assert "No disposition yet" in flat and "NOT RELEASED" in flat
+    # the sections keep the order of the record
+    order = [flat.index(word) for word in ("Phase:", "Materials (genealogy)", "Equipment", "Growth curve",
+                                           "Exceptions and review decisions", "Deviations",
+                                           "QC results against the specification", "OOS investigations",
+                                           "No disposition yet", "Record hash")]
+    assert order == sorted(order)
