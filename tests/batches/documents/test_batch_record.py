@@ -227,3 +227,34 @@ def test_exceptions_deviations_and_oos_investigations_are_printed(db_session, co
                                            "QC results against the specification", "OOS investigations",
                                            "No disposition yet", "Record hash")]
     assert order == sorted(order)
+
+
+def test_each_occupied_incubator_and_bioreactor_gets_its_telemetry_chart(db_session, completed_batch, make_tag):
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from app.audit import Actor, acting_as
+    from batches.execution.exceptions import occupancies_of
+    from equipment.models import Asset, TelemetryGap, TelemetryRollup
+
+    batch = completed_batch("MSNK")
+    occupied = occupancies_of(db_session, batch)
+    assert {db_session.get(Asset, o.asset_id).asset_type for o in occupied} == {"co2_incubator", "rocking_bioreactor"}
+    incubator = next(o for o in occupied if o.asset_code.startswith("INC"))
+    asset = db_session.get(Asset, incubator.asset_id)
+    tag = make_tag(asset, parameter="Temperature", low=36.0, high=38.0)
+    m0 = int(incubator.started_at.timestamp() // 60)
+    db_session.execute(insert(TelemetryRollup), [
+        {"tag_id": tag.id, "minute": m0 + m, "min_value": 36.9, "max_value": 37.1, "mean_value": 37.0,
+         "sample_count": 60} for m in range(0, 3 * 1440, 10)])
+    with acting_as(Actor(None, "test")):
+        db_session.add(TelemetryGap(asset_id=asset.id, tag_id=None, cause="connection_lost",
+                                    started_at=incubator.started_at + timedelta(days=1),
+                                    ended_at=incubator.started_at + timedelta(days=1, hours=2), detail="test gap"))
+    db_session.commit()
+    flat = " ".join(pdf_text(render_batch_record(db_session, batch)).split())
+    assert f"Telemetry of {asset.code}" in flat and f"{asset.code} Temperature" in flat
+    assert "high limit 38 C" in flat and "low limit 36 C" in flat and "monitoring gap (1 in this period)" in flat
+    bioreactor = next(o for o in occupied if o.asset_code.startswith("BR"))
+    assert f"Telemetry of {bioreactor.asset_code}" in flat and "No monitored parameter on record" in flat
