@@ -144,12 +144,14 @@ def test_a_correction_prints_the_original_struck_through_with_reason_who_and_whe
 def test_a_record_changed_after_signing_is_printed_as_such(db_session, released_lot):
     batch = released_lot.batch
     step = batch.steps[1]
+    before = build_batch_record(db_session, batch).record_hash
     # a change outside the application (database edit): the signature no longer matches the record
     db_session.execute(text("UPDATE batch_step SET title = 'Edited afterwards' WHERE id = :id"), {"id": step.id})
     db_session.expire_all()
     flat = " ".join(pdf_text(render_batch_record(db_session, batch)).split())
     assert "Edited afterwards" in flat
     assert "RECORD CHANGED AFTER SIGNATURE" in flat
+    assert build_batch_record(db_session, batch).record_hash != before  # the printed hash follows the content
 
 
 def test_the_disposition_archives_the_signed_record_and_downloads_serve_it(db_session, released_lot, client, login,
