@@ -58,6 +58,10 @@ class Config:
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)  # bytes in one request body (413 above)
     WTF_CSRF_TIME_LIMIT = None  # the idle timeout bounds a form's life instead
 
+    # Label stock for the label printers: name -> (width, height) in inches; one label per PDF page.
+    LABEL_SIZES = {"4x4": (4.0, 4.0), "4x2": (4.0, 2.0), "2x1": (2.0, 1.0)}
+    LABEL_DEFAULT_SIZE = os.environ.get("LABEL_DEFAULT_SIZE", "4x4")
+
     API_TITLE = "NK MES API"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

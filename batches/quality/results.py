@@ -186,7 +186,15 @@ def _store_result(sess: Session, lot: QualityLot, test: dict[str, Any], number: 
     sess.flush()
     if outcome == FAIL and investigation is None:
         _open_investigation(sess, lot, test, result)
+    _results_changed(sess, lot, f"Result recorded: {test['name']} {shown}")
     return result
+
+
+def _results_changed(sess: Session, lot: QualityLot, reason: str) -> None:
+    if lot.status != "in_testing":  # dispositioned: the certificate of analysis is reissued
+        from batches.quality.signals import lot_results_changed
+
+        lot_results_changed.send(lot, sess=sess, reason=reason)
 
 
 def record_result(sess: Session, lot: QualityLot, data: ResultInput) -> QcResult:
@@ -342,6 +350,9 @@ def invalidate_result(sess: Session, result: QcResult, reason: str) -> QcResult:
         result.invalidated_by = current_actor().username
         result.invalidated_reason = reason
     sess.flush()
+    lot = sess.get(QualityLot, result.lot_id)
+    if lot is not None:
+        _results_changed(sess, lot, f"Result invalidated: {result.test_name} ({reason})")
     return result
 
 
