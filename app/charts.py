@@ -8,10 +8,9 @@ drawing at its own size or larger, so chart text on a tablet is never under the 
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 from xml.dom import minidom
 
 from markupsafe import Markup
@@ -203,9 +202,10 @@ class Chart:
             self.drawing.add(Line(flat[0] - 2, flat[1], flat[0] + 2, flat[1], strokeColor=_colour(stroke),
                                   strokeWidth=width))
 
-    def marker(self, px: float, py: float, style: str, size: float = 6.0) -> None:
+    def marker(self, px: float, py: float, style: str) -> None:
         """A point whose shape says its class (circle, triangle, square) as well as its colour."""
-        self.drawing.add(_marker_shape(self.x(px), self.y(py), style, MARKER_SHAPES.get(style, "circle"), size))
+        self.drawing.add(_marker_shape(self.x(px), self.y(py), style, MARKER_SHAPES.get(style, "circle"),
+                                       self.font_size * 0.43))
 
     def message(self, text: str) -> None:
         """Words across the middle of the plot (e.g. that there is no data)."""
@@ -388,12 +388,3 @@ def fit_width(drawing: Drawing, width: float) -> Drawing:
     group.scale(factor, factor)
     scaled.add(group)
     return scaled
-
-
-def whitespace(text: str) -> str:
-    """Text on one line (descriptions are read aloud)."""
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def join_words(parts: Iterable[str]) -> str:
-    return "; ".join(p for p in parts if p)

@@ -65,7 +65,10 @@ if (strict) {
     const node = walker.currentNode, el = node.parentElement;
     if (!node.textContent.trim() || !el || seen.has(el) || !visible(el)) continue;
     seen.add(el);
-    const size = parseFloat(getComputedStyle(el).fontSize);
+    let size = parseFloat(getComputedStyle(el).fontSize);
+    // Text in an SVG is shown at the scale of its drawing: count the size as displayed.
+    const ctm = el instanceof SVGGraphicsElement ? el.getScreenCTM() : null;
+    if (ctm) size *= Math.sqrt(Math.abs(ctm.a * ctm.d - ctm.b * ctm.c));
     if (size < minText - 0.01) tiny.push(`"${node.textContent.trim().slice(0, 40)}" ${size}px`);
   }
 }

@@ -36,6 +36,7 @@ def test_every_reachable_page_passes_the_audit(served, browser, who):
 BAD_PAGE = """<!doctype html><html><head><meta name="viewport" content="width=device-width"></head><body>
 <form action="/a"><form action="/b"><button>Go</button></form></form>
 <p style="font-size:12px">Viability None %, 3e+07 cells</p><div style="width:2000px">wide</div>
+<svg viewBox="0 0 1400 200" style="width:700px"><text x="10" y="100" font-size="16">scaled chart label</text></svg>
 <script>console.error("broken script")</script></body></html>"""
 
 
@@ -45,5 +46,6 @@ def test_the_audit_catches_what_it_is_for(browser):
     browser.get("data:text/html;charset=utf-8," + quote(BAD_PAGE))
     problems = " | ".join(audit_page(browser, strict=True))
     for expected in ("scrolls sideways", "tap targets under 44 px", "text under 14 px", "Python None",
-                     "e-notation", "console errors", "forms nested in a form"):
+                     "e-notation", "console errors", "forms nested in a form",
+                     '"scaled chart label" 8px'):  # 16 px in a drawing shown at half its size
         assert expected in problems, (expected, problems)

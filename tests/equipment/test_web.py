@@ -37,14 +37,18 @@ def test_list_and_asset_page_show_live_state_chart_and_alarm(client, login, make
     page = client.get("/equipment/").get_data(as_text=True)
     assert "CO2-INC-01" in page and "1 alarm" in page and "38.6" in page
     page = client.get(f"/equipment/{asset.id}").get_data(as_text=True)
-    assert "Alarms needing attention" in page and "chart.svg" in page
+    assert "Alarms needing attention" in page
+    inline = page[page.index('<svg'):page.index('</svg>')]  # the chart is drawn into the page itself
+    assert 'role="img"' in inline and "telemetry-chart" in inline and "style=" not in inline  # CSP: no inline style
+    assert "<polygon" in inline and ">alarm<" in inline and "alarm (1 in this period)" in inline
+    assert "high limit 38 C" in inline and "low limit 36 C" in inline
     end = utcnow()
     svg = client.get(f"/equipment/{asset.id}/chart.svg",
                      query_string={"tag": tag.id, "start": (end - timedelta(hours=1)).isoformat(),
                                    "end": end.isoformat()})
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
     body = svg.get_data(as_text=True)
-    assert "<polygon" in body and "alarm" in body
+    assert "<polygon" in body and ">alarm<" in body and "alarm (1 in this period)" in body
 
 
 def test_acknowledge_from_the_page_and_refusal_without_comment(client, login, make_user, db_session, make_asset,

@@ -99,6 +99,9 @@ def test_whole_msnk_batch_through_the_web_pages(client, login, people, seed_reci
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "1.24 x 10^10" in page and "124% of theoretical" in page  # 1.3e10 x 95 % against 1e10
     assert "polyline" in page and "Growth curve" in page and "Open exceptions" in page
+    chart = page[page.index('<svg'):page.index('</svg>')]  # the growth chart, drawn inline
+    assert "growth-chart" in chart and ">expected (recipe)<" in chart and ">actual total cells<" in chart
+    assert chart.count("<polyline") == 2 and ">10^10<" in chart  # expected and actual, on a log axis
     assert client.post(f"/batches/{batch_id}/submit-review",
                        data={"version": batch.row_version}).status_code == 422  # unsigned: refused
     assert client.post(f"/batches/{batch_id}/submit-review", data={
