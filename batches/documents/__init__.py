@@ -12,16 +12,20 @@ def init_app(app: Any, api: Any) -> None:
     from batches.documents import models, permissions  # noqa: F401
     from batches.documents import api as rest
     from batches.documents import service, views
+    from batches.documents import batch_record, batch_record_web
     from batches.documents.coa import on_lot_disposition_changed, on_lot_results_changed
     from batches.quality.signals import lot_disposition_changed, lot_results_changed
 
     if not _signals_connected:
         lot_disposition_changed.connect(on_lot_disposition_changed)
         lot_results_changed.connect(on_lot_results_changed)
+        lot_disposition_changed.connect(batch_record.on_lot_disposition_changed)
         _signals_connected = True
     app.register_blueprint(views.bp)
     for blp in rest.BLUEPRINTS:
         api.register_blueprint(blp)
+    app.register_blueprint(batch_record_web.bp)
+    api.register_blueprint(batch_record_web.api_blp)
     app.jinja_env.globals["label_prints"] = service.prints_of
     app.jinja_env.globals["coa_versions"] = service.coa_versions
     app.jinja_env.globals["label_sizes"] = lambda: list(app.config.get("LABEL_SIZES", {"4x4": None}))
