@@ -29,7 +29,8 @@ from batches.quality.models import ISSUABLE_UNIT_STATUSES, FinalProductUnit, QcR
 DOSE_MODELS = ("whole_bags", "drawn_volume")
 LOT_STATUS_REASON = {"in_testing": "not released: still in QC testing", "rejected": "rejected by QA",
                      "on_recall": "recalled"}
-MAX_EXACT_BAGS = 16  # subsets searched exhaustively up to this many bags of one lot, greedily beyond
+MAX_EXACT_BAGS = 16  # subsets searched up to this many bags of one lot, greedily beyond
+MAX_COMBINATIONS = 4096  # combinations tried per number of bags
 
 
 def cells(value: float | None) -> str:
@@ -132,12 +133,16 @@ def _pick_whole_bags(bags: list[Bag], low: float, high: float, need: float) -> t
     above = float("inf")
     if len(ordered) <= MAX_EXACT_BAGS:
         values = [b.viable_cells for b in ordered]
+        ascending, descending = sorted(values), sorted(values, reverse=True)
         for k in range(1, len(ordered) + 1):
-            smallest = sum(sorted(values)[:k])
+            smallest, largest = sum(ascending[:k]), sum(descending[:k])
             if smallest > high:
                 above = min(above, smallest)
                 break
-            for combo in itertools.combinations(range(len(ordered)), k):
+            if largest < low:  # k bags cannot reach the dose: try more
+                below = max(below, largest)
+                continue
+            for combo in itertools.islice(itertools.combinations(range(len(ordered)), k), MAX_COMBINATIONS):
                 total = sum(values[i] for i in combo)
                 if low <= total <= high:
                     key = (k, abs(total - need), combo)
