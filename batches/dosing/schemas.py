@@ -58,7 +58,7 @@ def answer_as_dict(answer: Any) -> dict[str, Any]:
         "available": answer.available, "lots_considered": answer.lots_considered,
         "infusions": [{"number": i.number, "planned_at": i.planned_at.isoformat(), "viable_cells_needed": i.cells_needed,
                        "viable_cells_low": i.cells_low, "viable_cells_high": i.cells_high,
-                       "options": [option(o) for o in i.options],
+                       "options": [option(o) for o in i.options], "lots_not_examined": i.not_examined,
                        "refused": [{"lot_number": k, "reason": v} for k, v in i.refused.items()]}
                       for i in answer.infusions],
         "plan": [option(p) for p in answer.plan],
