@@ -347,20 +347,16 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
 
     held = _held_unit_ids(sess) if held_unit_ids is None else held_unit_ids
     fpu = FinalProductUnit
-    usable = (fpu.status.in_(ISSUABLE_UNIT_STATUSES)) & (fpu.expires_at > not_expired_at)
     lots: dict[int, Lot] = {}
     lot_of_batch: dict[int, Lot] = {}
     batch_of_lot: dict[str, int] = {}
     lot_id_of: dict[str, int] = {}
+    per_kg_of: dict[str, str | None] = {}
     for lot_id, batch_id, number, status, per_kg in sess.execute(
             select(QualityLot.id, QualityLot.batch_id, QualityLot.lot_number, QualityLot.status,
                    QualityLot.per_kg_limits).where(QualityLot.product == protocol)).all():
         lot = Lot(number, status, bags=None)
-        for limit in json.loads(per_kg) if per_kg else []:
-            if limit.get("test") == "residual_cd3":
-                lot.cd3_limit_per_kg = limit.get("limit")
-            elif limit.get("test") == "endotoxin":
-                lot.endotoxin_limit_per_kg = limit.get("limit")
+        per_kg_of[number] = per_kg
         lots[lot_id] = lot
         lot_of_batch[batch_id] = lot
         batch_of_lot[number] = batch_id
@@ -371,6 +367,12 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
         wanted = {batch_of_lot[lot.lot_number]: lot for lot in chunk}
         for lot in chunk:
             lot.bags = []
+            raw = per_kg_of.get(lot.lot_number)
+            for limit in json.loads(raw) if raw else []:
+                if limit.get("test") == "residual_cd3":
+                    lot.cd3_limit_per_kg = limit.get("limit")
+                elif limit.get("test") == "endotoxin":
+                    lot.endotoxin_limit_per_kg = limit.get("limit")
         if not wanted:
             return
         batch_ids = list(wanted)
@@ -394,14 +396,14 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
                 .where(StepEntry.batch_id.in_(batch_ids), StepEntry.entry_key == "mpb_removed_at",
                        StepEntry.voided_at.is_(None))).all():
             wanted[batch_id].engineering_end = _parse_time(text_value) or occurred
+        # By batch (its index) only; the state of each bag is checked here, so that the planner never
+        # prefers a scan of every available bag.
         stmt = (select(fpu.id, fpu.batch_id, fpu.product_identifier, fpu.viable_cells, fpu.volume_ml,
-                       fpu.expires_at, fpu.status)
-                .where(fpu.product == protocol, fpu.voided_at.is_(None), usable))
-        if len(wanted) < len(lot_of_batch):
-            stmt = stmt.where(fpu.batch_id.in_(batch_ids))
+                       fpu.expires_at, fpu.status, fpu.voided_at).where(fpu.batch_id.in_(batch_ids)))
         for row in sess.execute(stmt).all():
             lot = wanted.get(row.batch_id)
-            if lot is None:
+            if (lot is None or row.voided_at is not None or row.status not in ISSUABLE_UNIT_STATUSES
+                    or row.expires_at <= not_expired_at):
                 continue
             if row.id in held:
                 lot.held_bags += 1
