@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app import db
-from app.errors import DomainError
+from app.errors import DomainError, ValidationFailed
 from app.numbers import NumberFormatError, parse_number
 from app.permissions import require
 from app.web import form_value, record_history
@@ -136,3 +136,54 @@ def regimen_view(regimen_id: int) -> Any:
     regimen = ops.get_regimen(db.session, regimen_id)
     return render_template(T + "regimen_view.html", regimen=regimen, signatures=signatures_for(db.session, regimen),
                            history=record_history("dosing_regimen", regimen.id))
+
+
+REGIMEN_FORM_FIELDS = ("dose_per_kg", "infusions", "interval_days", "tolerance_minus_pct", "tolerance_plus_pct",
+                       "max_cd3_per_kg", "max_endotoxin_eu_per_kg", "ligand_window_hours")
+
+
+@bp.route("/dosing/regimens/<int:regimen_id>/new-version", methods=["POST"])
+@require("regimens.author")
+def regimen_new_version(regimen_id: int) -> Any:
+    """A draft of the next version: the regimen's fields with those changed in the form."""
+    base = ops.get_regimen(db.session, regimen_id)
+    data: dict[str, Any] = {"code": base.code, "name": base.name, "protocol": base.protocol,
+                            "ligand_window_source": form_value("ligand_window_source") or base.ligand_window_source}
+    for key in REGIMEN_FORM_FIELDS:
+        text = form_value(key)
+        if text:
+            try:
+                data[key] = parse_number(text)
+            except (NumberFormatError, ValueError):
+                raise ValidationFailed(f"{key.replace('_', ' ')}: type a number.") from None
+        else:
+            data[key] = getattr(base, key)
+    draft = reg.create_regimen_draft(db.session, data, change_summary=form_value("change_summary") or None)
+    flash(f"{draft.label} created as a draft.", "success")
+    return redirect(url_for("dosing.regimen_view", regimen_id=draft.id))
+
+
+@bp.route("/dosing/regimens/<int:regimen_id>/submit", methods=["POST"])
+@require("regimens.author")
+def regimen_submit(regimen_id: int) -> Any:
+    regimen = reg.submit_regimen_for_review(db.session, ops.get_regimen(db.session, regimen_id))
+    flash(f"{regimen.label} sent for QA approval.", "success")
+    return redirect(url_for("dosing.regimen_view", regimen_id=regimen_id))
+
+
+@bp.route("/dosing/regimens/<int:regimen_id>/return", methods=["POST"])
+@require("regimens.approve")
+def regimen_return(regimen_id: int) -> Any:
+    regimen = reg.return_regimen_to_draft(db.session, ops.get_regimen(db.session, regimen_id), form_value("reason"))
+    flash(f"{regimen.label} returned to draft.", "warning")
+    return redirect(url_for("dosing.regimen_view", regimen_id=regimen_id))
+
+
+@bp.route("/dosing/regimens/<int:regimen_id>/approve", methods=["POST"])
+@require("regimens.approve")
+def regimen_approve(regimen_id: int) -> Any:
+    regimen = reg.approve_regimen(db.session, ops.get_regimen(db.session, regimen_id),
+                                  username=form_value("sign_username"), password=request.form.get("sign_password", ""),
+                                  current_user=current_user, comment=form_value("sign_comment") or None)
+    flash(f"{regimen.label} approved: availability uses it from now on.", "success")
+    return redirect(url_for("dosing.regimen_view", regimen_id=regimen_id))

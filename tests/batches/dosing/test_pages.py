@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from app.db import utcnow
 
+STATUS_BAD_NUMBER = 422
+
 
 def test_availability_page_answers_and_explains(client, login, care, regimens):
     login(care["clin1"])
@@ -37,3 +39,25 @@ def test_patient_pages(client, login, care, regimens):
     login(care["clin2"])
     assert client.get(page).status_code == 404
     assert "MSNK-01-007" not in client.get("/dosing/patients/").get_data(as_text=True)
+
+
+def test_regimen_new_version_and_approval_through_the_pages(client, login, regimens, care, make_user):
+    from tests.conftest import PASSWORD
+
+    author, approver = care["qa"], make_user("qa")
+    login(author)
+    base = regimens["NKG2D-CAR-NK"]
+    assert "3 x 10^7 viable cells per kg" in client.get(f"/dosing/regimens/{base.id}").get_data(as_text=True)
+    r = client.post(f"/dosing/regimens/{base.id}/new-version", data={"dose_per_kg": "2.5e7", "change_summary": "lower"})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    draft_url = r.headers["Location"]
+    assert client.post(draft_url + "/submit").status_code == 302
+    client.post("/logout")
+    login(approver)
+    r = client.post(draft_url + "/approve", data={"sign_username": approver.username, "sign_password": PASSWORD,
+                                                 "sign_meaning": "approved"})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    text = client.get(draft_url).get_data(as_text=True)
+    assert "2.5 x 10^7 viable cells per kg" in text and "approved" in text
+    r = client.post(f"/dosing/regimens/{base.id}/new-version", data={"dose_per_kg": "many", "change_summary": "x"})
+    assert r.status_code == STATUS_BAD_NUMBER and "dose per kg: type a number" in r.get_data(as_text=True)
