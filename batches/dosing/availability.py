@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,7 +29,10 @@ from batches.quality.models import ISSUABLE_UNIT_STATUSES, FinalProductUnit, QcR
 DOSE_MODELS = ("whole_bags", "drawn_volume")
 LOT_STATUS_REASON = {"in_testing": "not released: still in QC testing", "rejected": "rejected by QA",
                      "on_recall": "recalled"}
-MAX_EXACT_BAGS = 16  # subsets searched exhaustively up to this many bags of one lot, greedily beyond
+MAX_EXACT_BAGS = 16  # subsets searched up to this many bags of one lot, greedily beyond
+MAX_COMBINATIONS = 4096  # combinations tried per number of bags
+BAG_CHUNK = 25  # lots whose bags are read at once
+MAX_OPTIONS = 10  # lots listed per infusion before the rest are left unexamined
 
 
 def cells(value: float | None) -> str:
@@ -58,7 +61,7 @@ class Bag:
 class Lot:
     lot_number: str
     status: str
-    bags: list[Bag] = field(default_factory=list)  # issuable, unvoided, not held
+    bags: list[Bag] | None = field(default_factory=list)  # issuable, unvoided, not held; None: not loaded yet
     held_bags: int = 0
     total_viable: float = 0.0  # all unvoided bags of the lot, the base of its CD3+ and endotoxin totals
     cd3_total: float | None = None
@@ -94,6 +97,7 @@ class Infusion:
     cells_high: float
     options: list[Option] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # lot number -> reason
+    not_examined: int = 0  # lots left unexamined once enough options were found
 
 
 @dataclass
@@ -132,12 +136,16 @@ def _pick_whole_bags(bags: list[Bag], low: float, high: float, need: float) -> t
     above = float("inf")
     if len(ordered) <= MAX_EXACT_BAGS:
         values = [b.viable_cells for b in ordered]
+        ascending, descending = sorted(values), sorted(values, reverse=True)
         for k in range(1, len(ordered) + 1):
-            smallest = sum(sorted(values)[:k])
+            smallest, largest = sum(ascending[:k]), sum(descending[:k])
             if smallest > high:
                 above = min(above, smallest)
                 break
-            for combo in itertools.combinations(range(len(ordered)), k):
+            if largest < low:  # k bags cannot reach the dose: try more
+                below = max(below, largest)
+                continue
+            for combo in itertools.islice(itertools.combinations(range(len(ordered)), k), MAX_COMBINATIONS):
                 total = sum(values[i] for i in combo)
                 if low <= total <= high:
                     key = (k, abs(total - need), combo)
@@ -245,7 +253,8 @@ def _lot_reason_at(lot: Lot, inf: Infusion, regimen: DosingRegimen) -> str:
 
 
 def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg: float, first_at: datetime,
-                      dose_model: str) -> Answer:
+                      dose_model: str, max_options: int | None = None,
+                      load_bags: Callable[[list[Lot]], None] | None = None) -> Answer:
     """Per infusion, every lot that can supply it (whole lots only) and the reason for every lot that
     cannot; then one plan giving each infusion its own bags, lots tried soonest-expiring first."""
     if dose_model not in DOSE_MODELS:
@@ -262,7 +271,12 @@ def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg:
     plan: list[Option | None] = []
     for inf in infusions:
         chosen_for_plan: Option | None = None
-        for lot in lots:
+        for position, lot in enumerate(lots):
+            if max_options is not None and len(inf.options) >= max_options and chosen_for_plan is not None:
+                inf.not_examined = len(lots) - position
+                break
+            if lot.bags is None and load_bags is not None and lot.status not in LOT_STATUS_REASON:
+                load_bags([x for x in lots[position:position + BAG_CHUNK] if x.bags is None])
             reason = _lot_reason_at(lot, inf, regimen)
             if reason:
                 inf.refused[lot.lot_number] = reason
@@ -323,77 +337,96 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
-              held_unit_ids: set[int] | None = None) -> list[Lot]:
-    """The protocol's lots with their usable bags (issuable, unvoided, not expired at the first infusion,
-    not held by a reservation), each lot's viable total and its CD3+ and endotoxin totals."""
+              held_unit_ids: set[int] | None = None, lazy: bool = False) -> tuple[list[Lot], Callable[[list[Lot]], None]]:
+    """The protocol's lots, released ones first and oldest first, and a loader giving each its viable
+    total and its CD3+ and endotoxin totals, and a loader of their usable bags (issuable, unvoided, not
+    expired at the first infusion, not held by a reservation) with their totals. lazy=False loads every lot now."""
+    import json
+
     from batches.execution.models import StepEntry
 
     held = _held_unit_ids(sess) if held_unit_ids is None else held_unit_ids
+    fpu = FinalProductUnit
     lots: dict[int, Lot] = {}
     lot_of_batch: dict[int, Lot] = {}
-    rows = sess.execute(select(QualityLot.id, QualityLot.batch_id, QualityLot.lot_number, QualityLot.status,
-                               QualityLot.per_kg_limits).where(QualityLot.product == protocol)).all()
-    import json
-
-    for lot_id, batch_id, number, status, per_kg in rows:
-        lot = Lot(number, status)
-        for limit in json.loads(per_kg) if per_kg else []:
-            if limit.get("test") == "residual_cd3":
-                lot.cd3_limit_per_kg = limit.get("limit")
-            elif limit.get("test") == "endotoxin":
-                lot.endotoxin_limit_per_kg = limit.get("limit")
+    batch_of_lot: dict[str, int] = {}
+    lot_id_of: dict[str, int] = {}
+    per_kg_of: dict[str, str | None] = {}
+    for lot_id, batch_id, number, status, per_kg in sess.execute(
+            select(QualityLot.id, QualityLot.batch_id, QualityLot.lot_number, QualityLot.status,
+                   QualityLot.per_kg_limits).where(QualityLot.product == protocol)).all():
+        lot = Lot(number, status, bags=None)
+        per_kg_of[number] = per_kg
         lots[lot_id] = lot
         lot_of_batch[batch_id] = lot
+        batch_of_lot[number] = batch_id
+        lot_id_of[number] = lot_id
     if not lots:
-        return []
-    fpu = FinalProductUnit
-    for batch_id, total in sess.execute(select(fpu.batch_id, func.sum(fpu.viable_cells))
-                                        .where(fpu.product == protocol, fpu.voided_at.is_(None))
-                                        .group_by(fpu.batch_id)).all():
-        if batch_id in lot_of_batch:
-            lot_of_batch[batch_id].total_viable = float(total or 0)
-    for row in sess.execute(select(fpu.id, fpu.batch_id, fpu.product_identifier, fpu.viable_cells, fpu.volume_ml,
-                                   fpu.expires_at, fpu.status)
-                            .where(fpu.product == protocol, fpu.voided_at.is_(None),
-                                   fpu.status.in_(ISSUABLE_UNIT_STATUSES), fpu.expires_at > not_expired_at)).all():
-        lot = lot_of_batch.get(row.batch_id)
-        if lot is None:
-            continue
-        if row.id in held:
-            lot.held_bags += 1
-            continue
-        lot.bags.append(Bag(row.id, row.product_identifier, float(row.viable_cells), row.volume_ml,
-                            row.expires_at, row.status))
-    released = [i for i, lot in lots.items() if lot.status in ("released", "conditionally_released")]
-    if released:
+        return [], lambda chunk: None
+    def load_bags(chunk: list[Lot]) -> None:
+        wanted = {batch_of_lot[lot.lot_number]: lot for lot in chunk}
+        for lot in chunk:
+            lot.bags = []
+            raw = per_kg_of.get(lot.lot_number)
+            for limit in json.loads(raw) if raw else []:
+                if limit.get("test") == "residual_cd3":
+                    lot.cd3_limit_per_kg = limit.get("limit")
+                elif limit.get("test") == "endotoxin":
+                    lot.endotoxin_limit_per_kg = limit.get("limit")
+        if not wanted:
+            return
+        batch_ids = list(wanted)
+        for batch_id, total in sess.execute(select(fpu.batch_id, func.sum(fpu.viable_cells))
+                                            .where(fpu.batch_id.in_(batch_ids), fpu.voided_at.is_(None))
+                                            .group_by(fpu.batch_id)).all():
+            wanted[batch_id].total_viable = float(total or 0)
+        lot_ids = {lot_id_of[lot.lot_number]: lot for lot in chunk}
         for lot_id, key, value in sess.execute(
                 select(QcResult.lot_id, QcResult.test_key, QcResult.value_number)
-                .where(QcResult.lot_id.in_(released), QcResult.test_key.in_(("residual_cd3", "endotoxin")),
+                .where(QcResult.lot_id.in_(list(lot_ids)), QcResult.test_key.in_(("residual_cd3", "endotoxin")),
                        QcResult.reportable.is_(True), QcResult.status != "invalidated")
                 .order_by(QcResult.recorded_at)).all():
-            if value is None:
-                continue
-            if key == "residual_cd3":
-                lots[lot_id].cd3_total = float(value)
-            else:
-                lots[lot_id].endotoxin_total = float(value)
-        batch_ids = [b for b, lot in lot_of_batch.items() if lot.status in ("released", "conditionally_released")]
-        for batch_id, text, occurred in sess.execute(
+            if value is not None:
+                if key == "residual_cd3":
+                    lot_ids[lot_id].cd3_total = float(value)
+                else:
+                    lot_ids[lot_id].endotoxin_total = float(value)
+        for batch_id, text_value, occurred in sess.execute(
                 select(StepEntry.batch_id, StepEntry.value_text, StepEntry.occurred_at)
                 .where(StepEntry.batch_id.in_(batch_ids), StepEntry.entry_key == "mpb_removed_at",
                        StepEntry.voided_at.is_(None))).all():
-            lot_of_batch[batch_id].engineering_end = _parse_time(text) or occurred
+            wanted[batch_id].engineering_end = _parse_time(text_value) or occurred
+        # By batch (its index) only; the state of each bag is checked here, so that the planner never
+        # prefers a scan of every available bag.
+        stmt = (select(fpu.id, fpu.batch_id, fpu.product_identifier, fpu.viable_cells, fpu.volume_ml,
+                       fpu.expires_at, fpu.status, fpu.voided_at).where(fpu.batch_id.in_(batch_ids)))
+        for row in sess.execute(stmt).all():
+            lot = wanted.get(row.batch_id)
+            if (lot is None or row.voided_at is not None or row.status not in ISSUABLE_UNIT_STATUSES
+                    or row.expires_at <= not_expired_at):
+                continue
+            if row.id in held:
+                lot.held_bags += 1
+                continue
+            lot.bags.append(Bag(row.id, row.product_identifier, float(row.viable_cells), row.volume_ml,
+                                row.expires_at, row.status))
+
+    # Released lots first, oldest lot number (first made, first to expire) first.
     ordered = sorted(lots.values(), key=lambda lot: (
-        lot.status not in ("released", "conditionally_released"),
-        min((b.expires_at for b in lot.bags), default=datetime.max.replace(tzinfo=not_expired_at.tzinfo)),
-        lot.lot_number))
-    return ordered
+        lot.status not in ("released", "conditionally_released"), lot.lot_number))
+    if not lazy:
+        load_bags([lot for lot in ordered if lot.status in ("released", "conditionally_released")])
+        for lot in ordered:
+            if lot.bags is None:
+                lot.bags = []
+    return ordered, load_bags
 
 
 def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusion_at: datetime | None = None,
                  dose_model: str | None = None, held_unit_ids: set[int] | None = None,
-                 regimen: DosingRegimen | None = None) -> Answer:
-    """Which lots and bags can supply each infusion of the protocol's approved regimen for this weight."""
+                 regimen: DosingRegimen | None = None, max_options: int | None = MAX_OPTIONS) -> Answer:
+    """Which lots and bags can supply each infusion of the protocol's approved regimen for this weight
+    (at most max_options lots listed per infusion, soonest-expiring first; None lists every one)."""
     from batches.dosing.operations import current_regimen, dose_model as site_dose_model
 
     if protocol not in PROTOCOLS:
@@ -408,9 +441,10 @@ def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusi
     if regimen is None:
         raise ValidationFailed(f"No approved dosing regimen for {protocol}: QA must approve one first.")
     first = first_infusion_at or utcnow()
-    lots = load_lots(sess, protocol, not_expired_at=first, held_unit_ids=held_unit_ids)
+    lots, load_bags = load_lots(sess, protocol, not_expired_at=first, held_unit_ids=held_unit_ids, lazy=True)
     return plan_availability(lots, regimen=regimen, weight_kg=weight, first_at=first,
-                             dose_model=dose_model or site_dose_model())
+                             dose_model=dose_model or site_dose_model(), max_options=max_options,
+                             load_bags=load_bags)
 
 
 def availability_for_patient(sess: Session, patient: Any, *, first_infusion_at: datetime | None = None,

@@ -20,10 +20,10 @@ from app.schemas import Schema
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.audit import audit_reason, current_actor
+from app.audit import current_actor
 from app.db import utcnow
-from app.errors import Conflict, NotFound, ReasonRequired, ValidationFailed
-from app.signatures import sign_record
+from app.errors import Conflict, NotFound, ValidationFailed
+from batches import lifecycle
 from batches.quality.models import Specification
 
 SPEC_DATA_DIR = Path(__file__).resolve().parent / "spec_data"
@@ -266,46 +266,18 @@ def update_specification_draft(sess: Session, spec: Specification, text: str) ->
 
 
 def submit_specification_for_review(sess: Session, spec: Specification) -> Specification:
-    if spec.status != "draft":
-        raise Conflict(f"Only a draft can be sent for review; {spec.label} is {spec.status.replace('_', ' ')}.")
-    spec.status = "in_review"
-    spec.submitted_at = utcnow()
-    sess.flush()
-    return spec
+    return lifecycle.submit_for_review(sess, spec, "specification")
 
 
 def return_specification_to_draft(sess: Session, spec: Specification, reason: str) -> Specification:
-    if spec.status != "in_review":
-        raise Conflict(f"{spec.label} is not in review.")
-    if not (reason or "").strip():
-        raise ReasonRequired("Returning a specification to draft needs a reason.", errors={"reason": ["Why?"]})
-    with audit_reason(sess, reason.strip()):
-        spec.status = "draft"
-        spec.submitted_at = None
-    sess.flush()
-    return spec
+    return lifecycle.return_to_draft(sess, spec, reason, "specification")
 
 
 def approve_specification(sess: Session, spec: Specification, *, username: str, password: str, current_user: Any,
                           comment: str | None = None) -> Specification:
     """QA approval by e-signature ('approved'); the version in force before is superseded."""
-    if spec.status != "in_review":
-        raise Conflict(f"Only a specification in review can be approved; {spec.label} is "
-                       f"{spec.status.replace('_', ' ')}.")
-    if spec.created_by == current_user.username:
-        raise Conflict("The author of a specification version cannot approve it; another QA person must.")
-    sign_record(sess, spec, meaning="approved", username=username, password=password, current_user=current_user,
-                comment=comment)
-    now = utcnow()
-    for previous in sess.execute(select(Specification).where(
-            Specification.code == spec.code, Specification.status == "approved", Specification.id != spec.id)).scalars():
-        previous.status = "superseded"
-        previous.superseded_at = now
-    spec.status = "approved"
-    spec.approved_at = now
-    spec.approved_by = current_user.username
-    sess.flush()
-    return spec
+    return lifecycle.approve(sess, spec, username=username, password=password, current_user=current_user,
+                             comment=comment, noun="specification")
 
 
 def specification_as_toml(spec: Specification) -> str:
