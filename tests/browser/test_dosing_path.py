@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.audit import audit_page, console_errors
 from tests.browser.conftest import serve_app
-from tests.browser.floor import log_in, set_viewport
+from tests.browser.floor import click_and_wait, log_in, set_viewport
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +47,8 @@ def type_into(browser: Any, name: str, value: str) -> None:
 
 
 def submit(browser: Any, form_css: str) -> None:
-    old = browser.current_url
-    browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]").click()
-    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return document.readyState") == "complete"
-                                     and (d.current_url != old or d.find_elements(By.CSS_SELECTOR, ".flash, .stop")))
+    """Submit the form and wait for the page the server answers with (a flash on the old page is no answer)."""
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]"))
 
 
 def test_from_a_released_lot_to_three_infusions_and_the_follow_up(served_care, browser):
