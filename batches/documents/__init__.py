@@ -14,8 +14,10 @@ def init_app(app: Any, api: Any) -> None:
     from batches.documents import service, views
     from batches.documents import batch_record, batch_record_web
     from batches.documents.coa import on_lot_disposition_changed, on_lot_results_changed
+    from batches.documents.coa import configure as configure_coa
     from batches.quality.signals import lot_disposition_changed, lot_results_changed
 
+    configure_coa(app.config.get("SITE_TIMEZONE") or "UTC")
     if not _signals_connected:
         lot_disposition_changed.connect(on_lot_disposition_changed)
         lot_results_changed.connect(on_lot_results_changed)

@@ -35,10 +35,22 @@ STATUS_WORDS = {"in_testing": "In testing (not released)", "released": "Released
                 "on_recall": "On recall"}
 
 
-def _zone() -> ZoneInfo:
-    from flask import current_app, has_app_context
+_site_timezone = "UTC"
 
-    return ZoneInfo(current_app.config["SITE_TIMEZONE"] if has_app_context() else "UTC")
+
+def configure(site_timezone: str) -> None:
+    """Set the site time zone the certificate prints its times in, once at start-up (SITE_TIMEZONE).
+
+    Read from this one setting whether or not a request or app context is active, so the same data
+    always gives the same bytes.
+    """
+    global _site_timezone
+    ZoneInfo(site_timezone)  # an unknown zone fails at start-up, not on the first certificate
+    _site_timezone = site_timezone
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(_site_timezone)
 
 
 def _when(value: datetime | None) -> str:

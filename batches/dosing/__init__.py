@@ -14,6 +14,10 @@ def init_app(app: Any, api: Any) -> None:
     from batches.dosing import views
     from batches.dosing.demo import create_demo_data
 
+    from batches.dosing.unit_state import dosing_state_of_unit
+    from batches.quality.unit_states import register_unit_dosing_state
+
+    register_unit_dosing_state(dosing_state_of_unit)  # the bag page shows whom a bag is held for
     app.register_blueprint(views.bp)
     register_nav("My patients", "dosing.patient_list", "patients.view", "Patients, weights and their regimen", 50)
     register_nav("Dose availability", "dosing.availability_page", "dose_availability.view",

@@ -15,6 +15,7 @@ from app.web import form_value, record_history
 from batches.execution.models import Batch
 from batches.quality import operations as ops
 from batches.quality import specifications as spec_ops
+from batches.quality.unit_states import unit_dosing_states
 
 bp = Blueprint("quality", __name__)
 T = "batches/quality/"
@@ -162,6 +163,7 @@ def unit_view(unit_id: int) -> Any:
     unit = ops.get_unit(sess, unit_id)
     return render_template(T + "unit_view.html", chain=ops.chain_of_identity(sess, unit), unit=unit,
                            problem=ops.unit_issue_problem(unit), lot=ops.lot_of_batch(sess, unit.batch),
+                           dosing_states=unit_dosing_states(sess, unit, current_user),
                            history=record_history("final_product_unit", unit.id))
 
 

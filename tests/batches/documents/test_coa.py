@@ -60,3 +60,27 @@ def test_a_later_result_reissues_the_certificate_and_keeps_the_first(app, db_ses
     assert "sterility" in versions[1].reason.lower() or "Sterility" in versions[1].reason
     text = text_of(versions[1].content)
     assert "no growth" in text and "reissued" in text
+
+
+def test_the_certificate_has_the_same_hash_inside_and_outside_a_request(app, db_session, ready_lot, people,
+                                                                         monkeypatch):
+    import hashlib
+
+    from flask import has_app_context
+
+    lot = ready_lot("MSNK")
+    release(db_session, lot, people["qa"])
+    db_session.commit()  # a request context ends by removing the session: keep the release
+    lot_id = lot.id
+    monkeypatch.setitem(app.config, "SITE_TIMEZONE", "America/New_York")
+    monkeypatch.setattr(coa, "_site_timezone", coa._site_timezone)  # restored after the test
+    coa.configure(app.config["SITE_TIMEZONE"])
+    with app.test_request_context("/"):
+        inside = coa.render_coa(coa.coa_data(db_session, db_session.get(type(lot), lot_id)), 1)
+    assert not has_app_context()
+    lot = db_session.get(type(lot), lot_id)
+    outside = coa.render_coa(coa.coa_data(db_session, lot), 1)
+    assert text_of(inside) == text_of(outside)
+    assert hashlib.sha256(inside).hexdigest() == hashlib.sha256(outside).hexdigest()
+    text = text_of(outside)
+    assert "(UTC-0500)" in text or "(UTC-0400)" in text  # the site zone, not UTC

@@ -87,3 +87,34 @@ def test_openapi_documents_the_pdf_answers(client, make_user):
     spec = client.get("/api/v1/openapi.json", headers=basic_auth(make_user("operator").username)).get_json()
     answer = spec["paths"]["/api/v1/documents/lots/{lot_id}/coa"]["get"]["responses"]["200"]
     assert "application/pdf" in answer["content"]
+
+
+def test_qc_lot_page_prints_then_reprints_a_sample_label_with_a_reason(client, login, ready_lot, qc):
+    from batches.quality import results as res
+    from tests.batches.execution.conftest import as_user
+
+    lot = ready_lot("MSNK")
+    with as_user(qc["analyst"]):
+        sample = res.draw_sample(db.session, lot, test_keys=["sterility"])
+    db.session.commit()
+    sample_id, identifier = sample.id, sample.sample_identifier
+    login(qc["analyst"])
+    page = client.get(f"/quality/lots/{lot.id}").get_data(as_text=True)
+    card = page[page.find(f'id="sample-label-{sample_id}"'):][:1500]
+    assert f'action="/documents/samples/{sample_id}/label"' in card and "Print the sample label" in card, card
+    assert 'name="reason"' not in card
+    printed = client.post(f"/documents/samples/{sample_id}/label", data={"page_size": "2x1"})
+    assert printed.status_code == 200 and printed.mimetype == "application/pdf"
+    assert scan_page(printed.data, scale=8)["Data Matrix"] == identifier
+    page = client.get(f"/quality/lots/{lot.id}").get_data(as_text=True)
+    card = page[page.find(f'id="sample-label-{sample_id}"'):][:1500]
+    assert "Reprint the sample label" in card and "Label printed 1 time(s)" in card and 'name="reason"' in card
+    no_reason = client.post(f"/documents/samples/{sample_id}/label", data={"page_size": "2x1"})
+    assert no_reason.status_code == 422 and b"reprint" in no_reason.data
+    again = client.post(f"/documents/samples/{sample_id}/label", data={"page_size": "2x1", "reason": "Tube relabelled"})
+    assert again.status_code == 200
+    rows = db.session.query(LabelPrint).filter_by(label_kind="sample").order_by(LabelPrint.id).all()
+    assert [(r.subject_id, r.reprint, r.reprint_reason) for r in rows] == [
+        (sample_id, False, None), (sample_id, True, "Tube relabelled")]
+    page = client.get(f"/quality/lots/{lot.id}").get_data(as_text=True)
+    assert "(reprint: Tube relabelled)" in page
