@@ -107,6 +107,7 @@ DEMO_USERS = [
     ("qa", "Quentin QA", ["qa"]),
     ("qa2", "Queenie QA", ["qa"]),
     ("clinician", "Chris Clinician", ["clinician"]),
+    ("clinician2", "Casey Clinician", ["clinician"]),
     ("pharmacist", "Pat Pharmacist", ["pharmacist"]),
 ]
 
