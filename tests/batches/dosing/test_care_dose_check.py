@@ -1,0 +1,83 @@
+"""A reservation holds only bags that make the patient's dose for that infusion, by the rules of the
+availability answer: the weight for the planned day (a stale one refused), the approved regimen, the site
+dose model; refusals give the figures and save nothing."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import utcnow
+from app.errors import ValidationFailed
+from batches.dosing.availability import availability_for_patient
+from batches.dosing.care_models import DoseReservation, ReservedBag
+from batches.dosing.models import PatientWeight
+from batches.quality.models import FinalProductUnit
+from tests.batches.dosing.care_support import *  # noqa: F401,F403  (fixtures)
+from tests.batches.dosing.care_support import bags, reserve
+
+
+def _nothing_saved(sess, patient) -> None:
+    assert sess.scalar(select(func.count()).select_from(DoseReservation)
+                       .where(DoseReservation.patient_id == patient.id)) == 0
+    assert sess.scalar(select(func.count()).select_from(ReservedBag).where(ReservedBag.active.is_(True))) == 0
+
+
+def test_bags_below_the_tolerance_are_refused_with_the_figures(db_session, released_lot, clinicians, make_patient):
+    lot = released_lot()
+    units = bags(db_session, lot)  # 3 x 10^9 viable cells each
+    patient = make_patient(clinicians["a"], weight_kg=200)  # needs 6 x 10^9, at least 5.4 x 10^9
+    with pytest.raises(ValidationFailed) as refused:
+        reserve(db_session, clinicians["a"], patient, units[:1])
+    message = refused.value.message
+    assert "3 x 10^9 viable cells" in message and "6 x 10^9 needed for 200 kg" in message, message
+    assert "5.4 x 10^9 to 6.6 x 10^9" in message and lot.lot_number in message, message
+    assert refused.value.status_code == 422
+    _nothing_saved(db_session, patient)
+    with pytest.raises(ValidationFailed, match=r"3 chosen bag\(s\) hold 9 x 10\^9"):  # and above it
+        reserve(db_session, clinicians["a"], patient, units[:3])
+    _nothing_saved(db_session, patient)
+
+
+def test_a_stale_or_missing_weight_is_refused(db_session, released_lot, clinicians, make_patient):
+    lot = released_lot()
+    units = bags(db_session, lot)
+    patient = make_patient(clinicians["a"], weight_kg=None)
+    with pytest.raises(ValidationFailed, match="No weight is recorded"):
+        reserve(db_session, clinicians["a"], patient, units[:1])
+    db_session.add(PatientWeight(patient_id=patient.id, weight_kg=100, measured_on=utcnow().date() - timedelta(days=10),
+                                 recorded_by="test"))
+    db_session.commit()
+    with pytest.raises(ValidationFailed, match="10 days before the infusion .* at most 7 days"):
+        reserve(db_session, clinicians["a"], patient, units[:1], hours_ahead=1)
+    _nothing_saved(db_session, patient)
+
+
+def test_the_plan_of_the_availability_answer_is_reserved(db_session, released_lot, clinicians, make_patient):
+    released_lot()
+    patient = make_patient(clinicians["a"], weight_kg=200)
+    planned = utcnow() + timedelta(hours=2)
+    answer = availability_for_patient(db_session, patient, first_infusion_at=planned)
+    first = answer.plan[0]
+    assert first is not None and len(first.bags) == 2
+    reservation = reserve(db_session, clinicians["a"], patient, [db_session.get(FinalProductUnit, b["id"])
+                                                                 for b in first.bags])
+    assert reservation.lot_number == first.lot_number
+    assert {b.unit_id for b in reservation.bags} == {b["id"] for b in first.bags}
+    assert reservation.viable_cells == pytest.approx(first.delivered_cells)
+
+
+def test_drawn_volume_takes_only_the_bags_the_dose_is_drawn_from(db_session, released_lot, clinicians, make_patient,
+                                                                 monkeypatch):
+    lot = released_lot()
+    units = bags(db_session, lot)
+    patient = make_patient(clinicians["a"], weight_kg=150)  # 4.5 x 10^9: one bag and half of another
+    monkeypatch.setattr("batches.dosing.operations.dose_model", lambda: "drawn_volume")  # the site setting
+    with pytest.raises(ValidationFailed, match="not enough cells for infusion 1: 3 x 10\\^9"):
+        reserve(db_session, clinicians["a"], patient, units[:1])
+    with pytest.raises(ValidationFailed, match="drawn without"):
+        reserve(db_session, clinicians["a"], patient, units[:3])
+    _nothing_saved(db_session, patient)
+    reservation = reserve(db_session, clinicians["a"], patient, units[:2])
+    assert len(reservation.bags) == 2
