@@ -308,7 +308,8 @@ def check_lot_for_infusion(lot: Lot, inf: Infusion, weight_kg: float, dose_model
 
 def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg: float, first_at: datetime,
                       dose_model: str, max_options: int | None = None,
-                      load_bags: Callable[[list[Lot]], None] | None = None) -> Answer:
+                      load_bags: Callable[[list[Lot]], None] | None = None,
+                      skip_infusions: Iterable[int] = ()) -> Answer:
     """Per infusion, every lot that can supply it (whole lots only) and the reason for every lot that
     cannot; then one plan giving each infusion its own bags, lots tried soonest-expiring first."""
     if dose_model not in DOSE_MODELS:
@@ -319,7 +320,11 @@ def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg:
                  for i in range(regimen.infusions)]
     used: set[int] = set()
     plan: list[Option | None] = []
+    skip = set(skip_infusions)
     for inf in infusions:
+        if inf.number in skip:  # already covered (a live reservation): nothing proposed, no bag set aside
+            plan.append(None)
+            continue
         chosen_for_plan: Option | None = None
         for position, lot in enumerate(lots):
             if max_options is not None and len(inf.options) >= max_options and chosen_for_plan is not None:
@@ -457,7 +462,8 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
 
 def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusion_at: datetime | None = None,
                  dose_model: str | None = None, held_unit_ids: set[int] | None = None,
-                 regimen: DosingRegimen | None = None, max_options: int | None = MAX_OPTIONS) -> Answer:
+                 regimen: DosingRegimen | None = None, max_options: int | None = MAX_OPTIONS,
+                 skip_infusions: Iterable[int] = ()) -> Answer:
     """Which lots and bags can supply each infusion of the protocol's approved regimen for this weight
     (at most max_options lots listed per infusion, soonest-expiring first; None lists every one)."""
     from batches.dosing.operations import current_regimen, dose_model as site_dose_model
@@ -477,7 +483,7 @@ def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusi
     lots, load_bags = load_lots(sess, protocol, not_expired_at=first, held_unit_ids=held_unit_ids, lazy=True)
     return plan_availability(lots, regimen=regimen, weight_kg=weight, first_at=first,
                              dose_model=dose_model or site_dose_model(), max_options=max_options,
-                             load_bags=load_bags)
+                             load_bags=load_bags, skip_infusions=skip_infusions)
 
 
 def availability_for_patient(sess: Session, patient: Any, *, first_infusion_at: datetime | None = None,

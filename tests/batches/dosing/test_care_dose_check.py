@@ -3,6 +3,7 @@ availability answer: the weight for the planned day (a stale one refused), the a
 dose model; refusals give the figures and save nothing."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -81,3 +82,23 @@ def test_drawn_volume_takes_only_the_bags_the_dose_is_drawn_from(db_session, rel
     _nothing_saved(db_session, patient)
     reservation = reserve(db_session, clinicians["a"], patient, units[:2])
     assert len(reservation.bags) == 2
+
+
+def test_the_reserve_form_offers_the_planned_bags_of_each_infusion(client, login, db_session, released_lot,
+                                                                   clinicians, make_patient):
+    lot = released_lot()
+    units = bags(db_session, lot)
+    patient = make_patient(clinicians["a"], weight_kg=200)  # two bags per infusion: four bags cover two
+    login(clinicians["a"])
+    page = client.get(f"/care/patients/{patient.id}").get_data(as_text=True)
+    offered = [int(v) for v in re.findall(r'name="unit_ids" value="(\d+)"', page)]
+    assert offered == [u.id for u in units], page  # infusions 1 and 2, two bags each, each bag once
+    assert "Infusion 1 · lot " + lot.lot_number in page and "Infusion 2 · lot " in page
+    assert "Infusion 3 · lot" not in page
+    reserve(db_session, clinicians["a"], patient, units[:2])
+    page = client.get(f"/care/patients/{patient.id}").get_data(as_text=True)
+    assert [int(v) for v in re.findall(r'name="unit_ids" value="(\d+)"', page)] == [units[2].id, units[3].id]
+    assert "Infusion 1 · lot" not in page and "Infusion 2 · lot" in page
+    unweighed = make_patient(clinicians["a"], weight_kg=None)
+    page = client.get(f"/care/patients/{unweighed.id}").get_data(as_text=True)
+    assert "No weight is recorded" in page and 'name="unit_ids"' not in page
