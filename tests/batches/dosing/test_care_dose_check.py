@@ -17,11 +17,13 @@ from batches.dosing.models import PatientWeight
 from batches.quality.models import FinalProductUnit
 from tests.batches.dosing.care_support import *  # noqa: F401,F403  (fixtures)
 from tests.batches.dosing.care_support import bags, reserve
+from tests.conftest import PASSWORD
 
 
 def _nothing_saved(sess, patient) -> None:
+    patient_id = patient if isinstance(patient, int) else patient.id
     assert sess.scalar(select(func.count()).select_from(DoseReservation)
-                       .where(DoseReservation.patient_id == patient.id)) == 0
+                       .where(DoseReservation.patient_id == patient_id)) == 0
     assert sess.scalar(select(func.count()).select_from(ReservedBag).where(ReservedBag.active.is_(True))) == 0
 
 
@@ -102,3 +104,21 @@ def test_the_reserve_form_offers_the_planned_bags_of_each_infusion(client, login
     unweighed = make_patient(clinicians["a"], weight_kg=None)
     page = client.get(f"/care/patients/{unweighed.id}").get_data(as_text=True)
     assert "No weight is recorded" in page and 'name="unit_ids"' not in page
+
+
+def test_the_api_refuses_a_wrong_dose_with_a_422_and_the_figures(client, api_headers, db_session, released_lot,
+                                                                 clinicians, make_patient):
+    lot = released_lot()
+    units = bags(db_session, lot)
+    a = clinicians["a"]
+    patient_id = make_patient(a, weight_kg=200).id
+    unit_ids = [u.id for u in units]
+    headers = api_headers(a)
+    body = {"patient_id": patient_id, "infusion_number": 1, "planned_at": (utcnow() + timedelta(hours=2)).isoformat(),
+            "unit_ids": unit_ids[:1], "username": a.username, "password": PASSWORD}
+    refused = client.post("/api/v1/reservations", json=body, headers=headers)
+    assert refused.status_code == 422, refused.get_json()
+    assert "3 x 10^9 viable cells" in refused.get_json()["message"] and "200 kg" in refused.get_json()["message"]
+    _nothing_saved(db_session, patient_id)
+    done = client.post("/api/v1/reservations", json={**body, "unit_ids": unit_ids[:2]}, headers=headers)
+    assert done.status_code == 201, done.get_json()
