@@ -180,9 +180,17 @@ def _pick_whole_bags(bags: list[Bag], low: float, high: float, need: float) -> t
 
 
 def _option_for(lot: Lot, bags: list[Bag], inf: Infusion, weight: float, model: str,
-                regimen: DosingRegimen) -> tuple[Option | None, str]:
+                regimen: DosingRegimen, exact: bool = False) -> tuple[Option | None, str]:
+    if model == "whole_bags" and exact:
+        total = sum(b.viable_cells for b in bags)
+        if not inf.cells_low <= total <= inf.cells_high:
+            return None, (f"the {len(bags)} chosen bag(s) hold {cells(total)} viable cells, outside "
+                          f"-{num(regimen.tolerance_minus_pct)}% / +{num(regimen.tolerance_plus_pct)}% of "
+                          f"{cells(inf.cells_needed)} needed for {num(weight)} kg ({cells(inf.cells_low)} to "
+                          f"{cells(inf.cells_high)})")
     if model == "whole_bags":
-        chosen, nearest = _pick_whole_bags(bags, inf.cells_low, inf.cells_high, inf.cells_needed)
+        chosen, nearest = (bags, "") if exact else _pick_whole_bags(bags, inf.cells_low, inf.cells_high,
+                                                                     inf.cells_needed)
         if chosen is None:
             available = sum(b.viable_cells for b in bags)
             if available < inf.cells_low:
@@ -216,6 +224,10 @@ def _option_for(lot: Lot, bags: list[Bag], inf: Infusion, weight: float, model: 
             volume += ml
             discarded += bag.volume_ml - ml
             remaining -= take
+        if exact and len(bag_rows) < len(bags):
+            spare = ", ".join(b.product_identifier for b in bags if b.id not in {r["id"] for r in bag_rows})
+            return None, (f"the dose of {cells(inf.cells_needed)} for {num(weight)} kg is drawn without "
+                          f"{spare}: choose only the bags the dose is drawn from")
         delivered = inf.cells_needed
     cd3 = eu = None
     if lot.total_viable > 0 and lot.cd3_total is not None:
@@ -252,24 +264,67 @@ def _lot_reason_at(lot: Lot, inf: Infusion, regimen: DosingRegimen) -> str:
     return ""
 
 
-def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg: float, first_at: datetime,
-                      dose_model: str, max_options: int | None = None,
-                      load_bags: Callable[[list[Lot]], None] | None = None) -> Answer:
-    """Per infusion, every lot that can supply it (whole lots only) and the reason for every lot that
-    cannot; then one plan giving each infusion its own bags, lots tried soonest-expiring first."""
-    if dose_model not in DOSE_MODELS:
-        raise ValidationFailed(f"Unknown dose model {dose_model!r}; the site setting is one of {', '.join(DOSE_MODELS)}.")
-    lots = list(lots)
+def infusion_target(regimen: DosingRegimen, weight_kg: float, dose_model: str, number: int,
+                    planned_at: datetime) -> Infusion:
+    """One infusion's need: dose x weight, and the range the delivered cells must fall in."""
     need = cells_needed(regimen.dose_per_kg, weight_kg)
     low = need * (1 - regimen.tolerance_minus_pct / 100)
     high = need * (1 + regimen.tolerance_plus_pct / 100)
     if dose_model == "drawn_volume":
         low = high = need
-    infusions = [Infusion(i + 1, first_at + timedelta(days=regimen.interval_days * i), need, low, high)
+    return Infusion(number, planned_at, need, low, high)
+
+
+def check_lot_for_infusion(lot: Lot, inf: Infusion, weight_kg: float, dose_model: str, regimen: DosingRegimen,
+                           *, exact: bool = False) -> tuple[Option | None, str]:
+    """Whether the lot's usable bags can supply the infusion (lot status, ligand window, expiry at the
+    planned time, dose within tolerance, CD3+ and endotoxin per kg delivered): the option, or the reason.
+    exact=True: the bags are the ones chosen for the infusion and the dose must use every one of them."""
+    reason = _lot_reason_at(lot, inf, regimen)
+    if reason:
+        return None, reason
+    fresh = [b for b in lot.bags if b.expires_at > inf.planned_at]
+    if not fresh:
+        if lot.bags:
+            return None, (f"expires before infusion {inf.number}: last bag expires "
+                          f"{max(b.expires_at for b in lot.bags):%Y-%m-%d %H:%M} UTC, "
+                          f"infusion {inf.planned_at:%Y-%m-%d %H:%M} UTC")
+        if lot.held_bags:
+            return None, f"reserved: all {lot.held_bags} usable bag(s) are reserved"
+        return None, "no usable bag left"
+    if exact and len(fresh) < len(lot.bags):
+        late = ", ".join(b.product_identifier for b in lot.bags if b.expires_at <= inf.planned_at)
+        return None, f"expires before infusion {inf.number}: {late}"
+    option, why = _option_for(lot, fresh, inf, weight_kg, dose_model, regimen, exact=exact)
+    if option is None:
+        expired = len(lot.bags) - len(fresh)
+        if expired and "not enough" in why:
+            why += f"; {expired} bag(s) expire before infusion {inf.number}"
+        if lot.held_bags and "not enough" in why:
+            why += f"; {lot.held_bags} bag(s) reserved"
+        return None, why
+    return option, ""
+
+
+def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg: float, first_at: datetime,
+                      dose_model: str, max_options: int | None = None,
+                      load_bags: Callable[[list[Lot]], None] | None = None,
+                      skip_infusions: Iterable[int] = ()) -> Answer:
+    """Per infusion, every lot that can supply it (whole lots only) and the reason for every lot that
+    cannot; then one plan giving each infusion its own bags, lots tried soonest-expiring first."""
+    if dose_model not in DOSE_MODELS:
+        raise ValidationFailed(f"Unknown dose model {dose_model!r}; the site setting is one of {', '.join(DOSE_MODELS)}.")
+    lots = list(lots)
+    infusions = [infusion_target(regimen, weight_kg, dose_model, i + 1,
+                                 first_at + timedelta(days=regimen.interval_days * i))
                  for i in range(regimen.infusions)]
     used: set[int] = set()
     plan: list[Option | None] = []
+    skip = set(skip_infusions)
     for inf in infusions:
+        if inf.number in skip:  # already covered (a live reservation): nothing proposed, no bag set aside
+            plan.append(None)
+            continue
         chosen_for_plan: Option | None = None
         for position, lot in enumerate(lots):
             if max_options is not None and len(inf.options) >= max_options and chosen_for_plan is not None:
@@ -277,33 +332,13 @@ def plan_availability(lots: Iterable[Lot], *, regimen: DosingRegimen, weight_kg:
                 break
             if lot.bags is None and load_bags is not None and lot.status not in LOT_STATUS_REASON:
                 load_bags([x for x in lots[position:position + BAG_CHUNK] if x.bags is None])
-            reason = _lot_reason_at(lot, inf, regimen)
-            if reason:
-                inf.refused[lot.lot_number] = reason
-                continue
-            fresh = [b for b in lot.bags if b.expires_at > inf.planned_at]
-            if not fresh:
-                if lot.bags:
-                    inf.refused[lot.lot_number] = (f"expires before infusion {inf.number}: last bag expires "
-                                                   f"{max(b.expires_at for b in lot.bags):%Y-%m-%d %H:%M} UTC, "
-                                                   f"infusion {inf.planned_at:%Y-%m-%d %H:%M} UTC")
-                elif lot.held_bags:
-                    inf.refused[lot.lot_number] = f"reserved: all {lot.held_bags} usable bag(s) are reserved"
-                else:
-                    inf.refused[lot.lot_number] = "no usable bag left"
-                continue
-            option, why = _option_for(lot, fresh, inf, weight_kg, dose_model, regimen)
+            option, why = check_lot_for_infusion(lot, inf, weight_kg, dose_model, regimen)
             if option is None:
-                expired = len(lot.bags) - len(fresh)
-                if expired and "not enough" in why:
-                    why += f"; {expired} bag(s) expire before infusion {inf.number}"
-                if lot.held_bags and "not enough" in why:
-                    why += f"; {lot.held_bags} bag(s) reserved"
                 inf.refused[lot.lot_number] = why
                 continue
             inf.options.append(option)
             if chosen_for_plan is None:
-                free = [b for b in fresh if b.id not in used]
+                free = [b for b in lot.bags if b.expires_at > inf.planned_at and b.id not in used]
                 planned, _ = _option_for(lot, free, inf, weight_kg, dose_model, regimen) if free else (None, "")
                 if planned is not None:
                     chosen_for_plan = planned
@@ -337,7 +372,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
-              held_unit_ids: set[int] | None = None, lazy: bool = False) -> tuple[list[Lot], Callable[[list[Lot]], None]]:
+              held_unit_ids: set[int] | None = None, lazy: bool = False,
+              lot_numbers: Iterable[str] | None = None) -> tuple[list[Lot], Callable[[list[Lot]], None]]:
     """The protocol's lots, released ones first and oldest first, and a loader giving each its viable
     total and its CD3+ and endotoxin totals, and a loader of their usable bags (issuable, unvoided, not
     expired at the first infusion, not held by a reservation) with their totals. lazy=False loads every lot now."""
@@ -352,9 +388,11 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
     batch_of_lot: dict[str, int] = {}
     lot_id_of: dict[str, int] = {}
     per_kg_of: dict[str, str | None] = {}
-    for lot_id, batch_id, number, status, per_kg in sess.execute(
-            select(QualityLot.id, QualityLot.batch_id, QualityLot.lot_number, QualityLot.status,
-                   QualityLot.per_kg_limits).where(QualityLot.product == protocol)).all():
+    lot_stmt = select(QualityLot.id, QualityLot.batch_id, QualityLot.lot_number, QualityLot.status,
+                      QualityLot.per_kg_limits).where(QualityLot.product == protocol)
+    if lot_numbers is not None:
+        lot_stmt = lot_stmt.where(QualityLot.lot_number.in_(list(lot_numbers)))
+    for lot_id, batch_id, number, status, per_kg in sess.execute(lot_stmt).all():
         lot = Lot(number, status, bags=None)
         per_kg_of[number] = per_kg
         lots[lot_id] = lot
@@ -424,7 +462,8 @@ def load_lots(sess: Session, protocol: str, *, not_expired_at: datetime,
 
 def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusion_at: datetime | None = None,
                  dose_model: str | None = None, held_unit_ids: set[int] | None = None,
-                 regimen: DosingRegimen | None = None, max_options: int | None = MAX_OPTIONS) -> Answer:
+                 regimen: DosingRegimen | None = None, max_options: int | None = MAX_OPTIONS,
+                 skip_infusions: Iterable[int] = ()) -> Answer:
     """Which lots and bags can supply each infusion of the protocol's approved regimen for this weight
     (at most max_options lots listed per infusion, soonest-expiring first; None lists every one)."""
     from batches.dosing.operations import current_regimen, dose_model as site_dose_model
@@ -444,7 +483,7 @@ def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusi
     lots, load_bags = load_lots(sess, protocol, not_expired_at=first, held_unit_ids=held_unit_ids, lazy=True)
     return plan_availability(lots, regimen=regimen, weight_kg=weight, first_at=first,
                              dose_model=dose_model or site_dose_model(), max_options=max_options,
-                             load_bags=load_bags)
+                             load_bags=load_bags, skip_infusions=skip_infusions)
 
 
 def availability_for_patient(sess: Session, patient: Any, *, first_infusion_at: datetime | None = None,
@@ -456,3 +495,37 @@ def availability_for_patient(sess: Session, patient: Any, *, first_infusion_at: 
     weight = weight_for_infusion(sess, patient, first)
     return availability(sess, weight_kg=weight.weight_kg, protocol=patient.protocol, first_infusion_at=first,
                         **kwargs)
+
+
+def check_chosen_bags(sess: Session, *, regimen: DosingRegimen, weight_kg: float, protocol: str, lot_number: str,
+                      unit_ids: Iterable[int], infusion_number: int, planned_at: datetime,
+                      dose_model: str | None = None) -> Option:
+    """The bags chosen (one lot) for one infusion, checked by the rules of the availability answer at the
+    planned time: the option they make, or ValidationFailed with the reason and its figures."""
+    from batches.dosing.operations import dose_model as site_dose_model
+
+    model = dose_model or site_dose_model()
+    if model not in DOSE_MODELS:
+        raise ValidationFailed(f"Unknown dose model {model!r}; the site setting is one of {', '.join(DOSE_MODELS)}.")
+    if infusion_number > regimen.infusions:
+        raise ValidationFailed(f"The {regimen.protocol} regimen has {regimen.infusions} infusion(s): there is no "
+                               f"infusion {infusion_number}.", errors={"infusion_number": ["Not in the regimen."]})
+    wanted = set(unit_ids)
+    lots, _ = load_lots(sess, protocol, not_expired_at=planned_at, held_unit_ids=set(), lot_numbers=[lot_number])
+    lot = next((x for x in lots if x.lot_number == lot_number), None)
+    if lot is None:
+        raise ValidationFailed(f"Lot {lot_number} is not a {protocol} lot: choose bags of the patient's protocol.",
+                               errors={"unit_ids": ["Wrong protocol."]})
+    usable = [b for b in lot.bags or [] if b.id in wanted]
+    if len(usable) < len(wanted) and lot.status not in LOT_STATUS_REASON:
+        raise ValidationFailed(f"Not reserved: {len(wanted) - len(usable)} chosen bag(s) of lot {lot_number} cannot "
+                               f"be infused at {planned_at:%Y-%m-%d %H:%M} UTC (expired, voided or not issuable).",
+                               errors={"unit_ids": ["Bag not usable."]})
+    lot.bags = usable
+    lot.held_bags = 0
+    inf = infusion_target(regimen, weight_kg, model, infusion_number, planned_at)
+    option, why = check_lot_for_infusion(lot, inf, weight_kg, model, regimen, exact=True)
+    if option is None:
+        raise ValidationFailed(f"Not reserved: lot {lot_number} for infusion {infusion_number} of {num(weight_kg)} kg "
+                               f"({model.replace('_', ' ')}): {why}.", errors={"unit_ids": [why]})
+    return option

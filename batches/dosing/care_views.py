@@ -23,7 +23,7 @@ from batches.dosing import dispensing, followup, infusions
 from batches.dosing import reservations as res_ops
 from batches.dosing.care_models import DoseReservation
 from batches.dosing.models import Patient
-from batches.quality.models import ISSUABLE_UNIT_STATUSES, FinalProductUnit, QualityLot
+from batches.quality.models import FinalProductUnit, QualityLot
 
 bp = Blueprint("care", __name__, static_folder="care_static", static_url_path="/care/static")
 T = "batches/dosing/care/"
@@ -94,20 +94,35 @@ def index() -> Any:
     return render_template(T + "index.html", patients=patients, live=live)
 
 
-def available_bags(sess: Any) -> list[dict[str, Any]]:
-    """Bags that can be reserved now, grouped by lot (released or conditionally released, unexpired, not held)."""
-    held = res_ops.held_unit_ids(sess)
-    now = utcnow()
-    units = [u for u in sess.execute(select(FinalProductUnit).where(
-        FinalProductUnit.status.in_(ISSUABLE_UNIT_STATUSES), FinalProductUnit.voided_at.is_(None),
-        FinalProductUnit.expires_at > now).order_by(FinalProductUnit.lot_number, FinalProductUnit.division)).scalars()
-        if u.id not in held]
-    lots: dict[str, dict[str, Any]] = {}
-    for unit in units:
-        lots.setdefault(unit.lot_number, {"lot_number": unit.lot_number, "product": unit.product,
-                                          "conditional": unit.status == "conditionally_available", "units": []})
-        lots[unit.lot_number]["units"].append(unit)
-    return list(lots.values())
+def proposals(sess: Any, patient: Patient) -> tuple[list[dict[str, Any]], str | None]:
+    """What the reserve form offers: for each infusion not yet covered, the bags the availability answer
+    plans for it (one lot, a valid dose for the patient's weight), from the planned time of the first
+    infusion (counted back from the latest live reservation, else an hour from now); or why nothing can be proposed."""
+    from batches.dosing.availability import availability_for_patient
+    from batches.dosing.operations import current_regimen
+
+    regimen = current_regimen(sess, patient.protocol)
+    if regimen is None:
+        return [], f"No approved dosing regimen for {patient.protocol}: QA must approve one first."
+    live = [r for r in res_ops.reservations_of(sess, patient) if r.live]
+    first_at = utcnow() + timedelta(hours=1)
+    if live:
+        r = max(live, key=lambda x: x.infusion_number)  # the schedule follows the latest planned infusion
+        first_at = r.planned_at - timedelta(days=regimen.interval_days * (r.infusion_number - 1))
+    try:
+        answer = availability_for_patient(sess, patient, first_infusion_at=first_at,
+                                          skip_infusions={r.infusion_number for r in live})
+    except ValidationFailed as exc:
+        return [], exc.message
+    offered = []
+    for inf, option in zip(answer.infusions, answer.plan):
+        if option is None:
+            continue
+        units = {u.id: u for u in sess.execute(select(FinalProductUnit).where(
+            FinalProductUnit.id.in_([b["id"] for b in option.bags]))).scalars()}
+        offered.append({"number": inf.number, "planned_at": inf.planned_at, "option": option,
+                        "cells_needed": inf.cells_needed, "units": [units[b["id"]] for b in option.bags]})
+    return offered, None
 
 
 def timeline_of(sess: Any, patient: Patient) -> list[dict[str, Any]]:
@@ -137,8 +152,9 @@ def _schedule_page(patient_id: int, message: str | None = None, errors: dict | N
     sess = db.session
     patient = res_ops.get_patient(sess, patient_id, current_user)
     live_numbers = {r.infusion_number for r in res_ops.reservations_of(sess, patient) if r.live}
+    offered, no_offer = proposals(sess, patient)
     return render_template(T + "schedule.html", patient=patient, timeline=timeline_of(sess, patient),
-                           lots=available_bags(sess), live_numbers=live_numbers, message=message,
+                           offered=offered, no_offer=no_offer, live_numbers=live_numbers, message=message,
                            errors=errors or {}, form=request.form, now=utcnow(),
                            relations=followup.AE_RELATIONS), status
 

@@ -152,6 +152,23 @@ def lock_units(sess: Session, unit_ids: list[int]) -> list[FinalProductUnit]:
 
 # --- reserving ----------------------------------------------------------------------------------
 
+def check_dose(sess: Session, patient: Patient, *, lot_number: str, unit_ids: list[int], infusion_number: int,
+               planned_at: datetime) -> Any:
+    """The chosen bags make this patient's dose for that infusion: weight for the planned day, the approved
+    regimen and the site dose model, by the rules of the availability answer; else 422 with the figures."""
+    from batches.dosing.availability import check_chosen_bags
+    from batches.dosing.operations import current_regimen, weight_for_infusion
+
+    weight = weight_for_infusion(sess, patient, planned_at)
+    regimen = current_regimen(sess, patient.protocol)
+    if regimen is None:
+        raise ValidationFailed(f"No approved dosing regimen for {patient.protocol}: QA must approve one before bags "
+                               "are reserved.")
+    return check_chosen_bags(sess, regimen=regimen, weight_kg=weight.weight_kg, protocol=patient.protocol,
+                             lot_number=lot_number, unit_ids=unit_ids, infusion_number=infusion_number,
+                             planned_at=planned_at)
+
+
 def reserve_bags(sess: Session, patient: Patient, *, infusion_number: int, planned_at: datetime,
                  unit_ids: list[int], username: str, password: str, current_user: Any,
                  comment: str | None = None, note: str | None = None) -> DoseReservation:
@@ -187,6 +204,8 @@ def reserve_bags(sess: Session, patient: Patient, *, infusion_number: int, plann
         if unit.expires_at <= planned_at:
             raise Conflict(f"Not reserved: {unit.product_identifier} expires at {_hhmm(unit.expires_at)} UTC, before "
                            f"the planned infusion at {_hhmm(planned_at)} UTC.", errors={"unit_ids": ["Expires first."]})
+    check_dose(sess, patient, lot_number=lots[0], unit_ids=[u.id for u in units], infusion_number=infusion_number,
+               planned_at=planned_at)
     existing = sess.execute(select(DoseReservation).where(
         DoseReservation.patient_id == patient.id, DoseReservation.infusion_number == infusion_number,
         DoseReservation.status.in_(LIVE_RESERVATION_STATUSES))).scalar_one_or_none()

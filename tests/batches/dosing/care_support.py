@@ -10,7 +10,7 @@ import pytest
 
 from app.db import utcnow
 from batches.dosing import bedside, dispensing, infusions, reservations
-from batches.dosing.models import Patient
+from batches.dosing.models import Patient, PatientWeight
 from batches.quality import operations as quality
 from batches.quality import review as rev
 from tests.batches.execution.conftest import as_user
@@ -45,10 +45,12 @@ def clinicians(make_user: Callable[..., Any]) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def make_patient(db_session: Any) -> Callable[..., Patient]:
-    """make_patient(clinician) -> a patient treated by the clinician (committed)."""
+def make_patient(db_session: Any, regimens: Any) -> Callable[..., Patient]:
+    """make_patient(clinician, weight_kg=100) -> a patient treated by the clinician, weighed today (committed),
+    with the shipped regimens approved. At 3 x 10^7 cells/kg one bag of a released_lot() (3 x 10^9 viable
+    cells) is the dose for 100 kg, two bags for 200 kg; weight_kg=None records no weight."""
 
-    def make(clinician: Any, **overrides: Any) -> Patient:
+    def make(clinician: Any, weight_kg: float | None = 100.0, **overrides: Any) -> Patient:
         n = next(_patients)
         values = {"study_id": f"MSNK-01-{n:03d}", "hospital_id": f"H{700000 + n}", "initials": "AB",
                   "date_of_birth": date(1970, 1, 1), "treating_clinician_id": clinician.id, "protocol": "MsNK",
@@ -56,6 +58,10 @@ def make_patient(db_session: Any) -> Callable[..., Patient]:
         values.update(overrides)
         patient = Patient(**values)
         db_session.add(patient)
+        db_session.flush()
+        if weight_kg is not None:
+            db_session.add(PatientWeight(patient_id=patient.id, weight_kg=weight_kg, measured_on=utcnow().date(),
+                                         recorded_by="test"))
         db_session.commit()
         return patient
 

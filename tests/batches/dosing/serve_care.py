@@ -74,12 +74,17 @@ def build_released_lot(sess: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_care_people(sess: Any, info: dict[str, Any], patients: int = 1) -> dict[str, Any]:
-    """A witnessing clinician, a pharmacist and patients of the floor clinician."""
+    """A witnessing clinician, a pharmacist and patients of the floor clinician, each weighed today at the
+    weight whose dose (shipped MsNK regimen, installed here) is one bag of the released lot."""
     from sqlalchemy import select
 
     from app.audit import Actor, acting_as
+    from app.db import utcnow
     from app.users import User, create_user
-    from batches.dosing.models import Patient
+    from batches.dosing.models import Patient, PatientWeight
+    from batches.dosing.operations import current_regimen
+    from batches.dosing.regimens import install_seed_regimens
+    from batches.quality.models import FinalProductUnit
 
     password = info["password"]
     with acting_as(Actor(None, "scenario")):
@@ -88,6 +93,9 @@ def add_care_people(sess: Any, info: dict[str, Any], patients: int = 1) -> dict[
         pharmacist = create_user(sess, username="floor-pharmacist", full_name="Phil Pharmacist", password=password,
                                  roles=["pharmacist"])
         clinician = sess.execute(select(User).where(User.username == info["users"]["clinician"])).scalar_one()
+        install_seed_regimens(sess)
+        bag = sess.get(FinalProductUnit, info["bags"][0]["id"])
+        weight_kg = round(bag.viable_cells / current_regimen(sess, "MsNK").dose_per_kg, 1)
         made = []
         for n in range(1, patients + 1):
             patient = Patient(study_id=f"MSNK-01-{n:03d}", hospital_id=f"H90000{n}", initials="JD",
@@ -95,6 +103,10 @@ def add_care_people(sess: Any, info: dict[str, Any], patients: int = 1) -> dict[
                               consent_date=date(2026, 11, 1), created_by="scenario")
             sess.add(patient)
             made.append(patient)
+        sess.flush()
+        for patient in made:
+            sess.add(PatientWeight(patient_id=patient.id, weight_kg=weight_kg, measured_on=utcnow().date(),
+                                   recorded_by="scenario"))
         sess.flush()
     return {"witness": witness.username, "pharmacist": pharmacist.username,
             "patients": [{"id": p.id, "study_id": p.study_id, "hospital_id": p.hospital_id} for p in made]}

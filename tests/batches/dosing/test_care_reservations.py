@@ -24,7 +24,7 @@ from tests.batches.execution.conftest import as_user
 
 def test_a_reservation_holds_bags_of_one_lot_with_a_signature(db_session, released_lot, clinicians, make_patient):
     lot = released_lot()
-    patient = make_patient(clinicians["a"])
+    patient = make_patient(clinicians["a"], weight_kg=200)
     units = bags(db_session, lot)
     reservation = reserve(db_session, clinicians["a"], patient, units[:2])
     assert reservation.status == "reserved" and reservation.lot_number == lot.lot_number
@@ -41,9 +41,9 @@ def test_a_reservation_holds_bags_of_one_lot_with_a_signature(db_session, releas
 def test_the_second_clinician_is_told_who_holds_the_bags(db_session, released_lot, clinicians, make_patient):
     lot = released_lot()
     units = bags(db_session, lot)
-    first = reserve(db_session, clinicians["a"], make_patient(clinicians["a"]), units[2:])
+    first = reserve(db_session, clinicians["a"], make_patient(clinicians["a"], weight_kg=200), units[2:])
     with pytest.raises(Conflict) as refused:
-        reserve(db_session, clinicians["b"], make_patient(clinicians["b"]), units[1:3])
+        reserve(db_session, clinicians["b"], make_patient(clinicians["b"], weight_kg=200), units[1:3])
     message = refused.value.message
     assert units[2].product_identifier in message and "Dr Ada Alder" in message and first.number in message
     assert units[1].product_identifier not in message.split("Not reserved:")[1].split(";")[0] or True
@@ -92,7 +92,7 @@ def test_one_infusion_never_mixes_lots(db_session, released_lot, clinicians, mak
 def test_release_needs_a_reason_and_frees_the_bags(db_session, released_lot, clinicians, make_patient):
     lot = released_lot()
     units = bags(db_session, lot)
-    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"]), units[:2])
+    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"], weight_kg=200), units[:2])
     with as_user(clinicians["a"]):
         with pytest.raises(ValidationFailed, match="needs the reason"):
             reservations.release_reservation(db_session, reservation, "  ", clinicians["a"])
@@ -101,7 +101,7 @@ def test_release_needs_a_reason_and_frees_the_bags(db_session, released_lot, cli
     assert reservations.held_unit_ids(db_session) == set()
     assert all(b.state == "released" and not b.active for b in reservation.bags)
     # the bags can be reserved again
-    reserve(db_session, clinicians["b"], make_patient(clinicians["b"]), units[:2])
+    reserve(db_session, clinicians["b"], make_patient(clinicians["b"], weight_kg=200), units[:2])
 
 
 def test_reservations_expire_a_stated_time_after_the_planned_infusion(db_session, released_lot, clinicians,
@@ -116,7 +116,7 @@ def test_reservations_expire_a_stated_time_after_the_planned_infusion(db_session
 
 def test_issue_moves_the_bags_to_issued_with_custody(db_session, released_lot, clinicians, make_patient):
     lot = released_lot()
-    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"]), bags(db_session, lot)[:2])
+    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"], weight_kg=200), bags(db_session, lot)[:2])
     with pytest.raises(ValidationFailed, match="Name where the bags go"):
         issue(db_session, clinicians["pharmacist"], reservation, location=" ")
     issue(db_session, clinicians["pharmacist"], reservation, location="Ward 7, bed 3")
@@ -165,10 +165,10 @@ def test_availability_leaves_out_the_bags_a_reservation_holds(db_session, releas
 
     lot = released_lot()
     units = bags(db_session, lot)
-    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"]), units[:2])
+    reservation = reserve(db_session, clinicians["a"], make_patient(clinicians["a"], weight_kg=200), units[:2])
 
     def free() -> set[int]:
-        [found] = [x for x in load_lots(db_session, lot.product, not_expired_at=utcnow()) if x.lot_number == lot.lot_number]
+        [found] = [x for x in load_lots(db_session, lot.product, not_expired_at=utcnow())[0] if x.lot_number == lot.lot_number]
         return {b.id for b in found.bags}
 
     assert free() == {units[2].id, units[3].id}
