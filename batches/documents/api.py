@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app import db
 from app.permissions import require
+from app.schemas import Schema
 from batches.documents import service
 from batches.quality import operations as quality_ops
 
@@ -20,7 +21,7 @@ PDF = {"schema": {"type": "string", "format": "binary"}, "content_type": "applic
        "description": "The PDF, with a Content-Disposition filename naming the lot or identifier"}
 
 
-class VersionSchema(ma.Schema):
+class VersionSchema(Schema):
     version = ma.fields.Integer()
     reason = ma.fields.String(allow_none=True)
     filename = ma.fields.String()
@@ -29,12 +30,12 @@ class VersionSchema(ma.Schema):
     created_by = ma.fields.String()
 
 
-class LabelRequestSchema(ma.Schema):
+class LabelRequestSchema(Schema):
     page_size = ma.fields.String(load_default=None, metadata={"description": "Label stock, e.g. 4x4 or 2x1"})
     reason = ma.fields.String(load_default=None, metadata={"description": "Required for a reprint"})
 
 
-class VersionQuerySchema(ma.Schema):
+class VersionQuerySchema(Schema):
     version = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
 
 
