@@ -9,7 +9,47 @@ import json
 import sys
 import tempfile
 
+from typing import Any, Callable
+
 from werkzeug.serving import make_server
+
+Builder = Callable[[Any, dict[str, Any]], dict[str, Any]]
+
+
+def serve_with(*builders: Builder, prefix: str = "nkmes-browser-") -> None:
+    """Serve the one-batch floor scenario plus what each builder adds to it (their dicts merged into the JSON
+    line), for the browser tests of the parts built on it: python -m <module> DATABASE_URL [--port P]."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("database_url")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    from app import create_app, db
+    from app.cli import upgrade_database
+    from config import TestConfig
+    from tests.batches.execution import scenario
+
+    upgrade_database(args.database_url)
+    config = TestConfig()
+    config.DATABASE_URL = args.database_url
+    config.INSTANCE_TMP = tempfile.mkdtemp(prefix=prefix)
+    app = create_app(config)
+    info = scenario.build(db.session, batches=1)
+    for build in builders:
+        info.update(build(db.session, info))
+    db.session.commit()
+    db.session.remove()
+    _serve(app, args.port, info)
+
+
+def _serve(app: Any, port: int, info: dict[str, Any]) -> None:
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    info["port"] = server.server_port
+    print(json.dumps(info), flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        sys.stdout.flush()
 
 
 def main() -> None:
@@ -38,13 +78,7 @@ def main() -> None:
     info = scenario.build(db.session, batches=args.batches, car_batches=args.car_batches)
     db.session.commit()
     db.session.remove()
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    info["port"] = server.server_port
-    print(json.dumps(info), flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        sys.stdout.flush()
+    _serve(app, args.port, info)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,10 @@ python -m tests.batches.quality.serve_lot DATABASE_URL [--port P]
 Prints one JSON line (users, password, lot id, port) when ready, then serves until killed."""
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from types import SimpleNamespace
 from typing import Any
 
-from werkzeug.serving import make_server
+from tests.batches.execution.serve_scenario import serve_with
 
 
 def build_lot(sess: Any, info: dict[str, Any]) -> dict[str, Any]:
@@ -63,29 +60,7 @@ def build_lot(sess: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("database_url")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-
-    from app import create_app, db
-    from app.cli import upgrade_database
-    from config import TestConfig
-    from tests.batches.execution import scenario
-
-    upgrade_database(args.database_url)
-    config = TestConfig()
-    config.DATABASE_URL = args.database_url
-    config.INSTANCE_TMP = tempfile.mkdtemp(prefix="nkmes-browser-")
-    app = create_app(config)
-    info = scenario.build(db.session, batches=1)
-    info.update(build_lot(db.session, info))
-    db.session.commit()
-    db.session.remove()
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    info["port"] = server.server_port
-    print(json.dumps(info), flush=True)
-    server.serve_forever()
+    serve_with(build_lot, prefix="nkmes-browser-")
 
 
 if __name__ == "__main__":
