@@ -466,16 +466,11 @@ def availability(sess: Session, *, weight_kg: float, protocol: str, first_infusi
                  skip_infusions: Iterable[int] = ()) -> Answer:
     """Which lots and bags can supply each infusion of the protocol's approved regimen for this weight
     (at most max_options lots listed per infusion, soonest-expiring first; None lists every one)."""
-    from batches.dosing.operations import current_regimen, dose_model as site_dose_model
+    from batches.dosing.operations import checked_weight, current_regimen, dose_model as site_dose_model
 
     if protocol not in PROTOCOLS:
         raise ValidationFailed(f"Protocol must be one of {', '.join(PROTOCOLS)}.")
-    try:
-        weight = float(weight_kg)
-    except (TypeError, ValueError):
-        raise ValidationFailed("Weight must be a number of kg.") from None
-    if not 0.5 <= weight <= 400:
-        raise ValidationFailed(f"Weight {weight:g} kg is outside 0.5 to 400 kg.")
+    weight = checked_weight(weight_kg)
     regimen = regimen or current_regimen(sess, protocol)
     if regimen is None:
         raise ValidationFailed(f"No approved dosing regimen for {protocol}: QA must approve one first.")

@@ -98,15 +98,21 @@ def register_patient(sess: Session, user: Any, *, study_id: str, hospital_id: st
     return patient
 
 
-def record_weight(sess: Session, user: Any, patient: Patient, weight_kg: float, measured_on: date) -> PatientWeight:
-    if not can_see_patient(user, patient):
-        raise PermissionDenied("Only the treating clinician, a pharmacist or QA may record this patient's weight.")
+def checked_weight(weight_kg: Any) -> float:
+    """A patient's weight in kg as a number within what a patient can weigh, or a message saying why not."""
     try:
         weight = float(weight_kg)
     except (TypeError, ValueError):
         raise ValidationFailed("Weight must be a number of kg.") from None
     if not 0.5 <= weight <= 400:
         raise ValidationFailed(f"Weight {weight:g} kg is outside 0.5 to 400 kg.")
+    return weight
+
+
+def record_weight(sess: Session, user: Any, patient: Patient, weight_kg: float, measured_on: date) -> PatientWeight:
+    if not can_see_patient(user, patient):
+        raise PermissionDenied("Only the treating clinician, a pharmacist or QA may record this patient's weight.")
+    weight = checked_weight(weight_kg)
     if measured_on > utcnow().date():
         raise ValidationFailed("A weight cannot be measured in the future.")
     row = PatientWeight(patient_id=patient.id, weight_kg=weight, measured_on=measured_on,
