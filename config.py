@@ -45,6 +45,8 @@ class Config:
     # pharmacy draws the volume holding the dose from bags of one lot), and the oldest weight usable for a dose.
     DOSE_MODEL = os.environ.get("DOSE_MODEL", "whole_bags")
     MAX_WEIGHT_AGE_DAYS = _int("MAX_WEIGHT_AGE_DAYS", 7)
+    # Hours after its planned infusion that a reservation not yet issued holds its bags before it expires.
+    RESERVATION_HOLD_HOURS = _int("RESERVATION_HOLD_HOURS", 24)
 
     PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 12)
     PASSWORD_HISTORY = _int("PASSWORD_HISTORY", 5)
