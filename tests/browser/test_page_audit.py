@@ -15,7 +15,7 @@ from tests.browser.floor import log_in, set_viewport
 
 SHOP_FLOOR = {"operator0", "supervisor"}  # operator pages: gloved hands on a tablet
 START_PATHS = ["/", "/account/password"]  # the navigation and the home tiles lead everywhere else
-ROLES = ["operator0", "supervisor", "qa", "qc", "clinician", "admin"]
+ROLES = ["operator0", "supervisor", "qa", "qc", "clinician", "pharmacist", "admin"]
 
 
 @pytest.mark.parametrize("who", ROLES)

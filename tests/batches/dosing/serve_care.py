@@ -87,8 +87,7 @@ def add_care_people(sess: Any, info: dict[str, Any], patients: int = 1) -> dict[
     with acting_as(Actor(None, "scenario")):
         witness = create_user(sess, username="floor-witness", full_name="Wendy Witness", password=password,
                               roles=["clinician"])
-        pharmacist = create_user(sess, username="floor-pharmacist", full_name="Phil Pharmacist", password=password,
-                                 roles=["pharmacist"])
+        pharmacist = sess.execute(select(User).where(User.username == info["users"]["pharmacist"])).scalar_one()
         clinician = sess.execute(select(User).where(User.username == info["users"]["clinician"])).scalar_one()
         install_seed_regimens(sess)
         bag = sess.get(FinalProductUnit, info["bags"][0]["id"])

@@ -56,6 +56,8 @@ def build(sess: Session, *, batches: int = 1, operators: int = 2, car_batches: i
                                    roles=["qc_analyst"]),
                  "clinician": create_user(sess, username="floor-clinician", full_name="Chris Clinician",
                                           password=PASSWORD, roles=["clinician"]),
+                 "pharmacist": create_user(sess, username="floor-pharmacist", full_name="Pat Pharmacist",
+                                           password=PASSWORD, roles=["pharmacist"]),
                  "admin": create_user(sess, username="floor-admin", full_name="Alex Admin", password=PASSWORD,
                                       roles=["admin"])}
         for n in range(operators):
