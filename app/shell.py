@@ -34,6 +34,28 @@ def register_service(name: str, run: Callable[[], None]) -> None:
     SERVICES[name] = run
 
 
+def run_periodically(app: Any, actor: str, interval_seconds: float, work: Callable[[Any], None]) -> None:
+    """Run work(session) every interval until stopped, as the named service actor (never a user left over from
+    an earlier unit of work), each round one transaction committed on success and rolled back on failure; a
+    failed round (the database away, say) is logged and the next one tries again."""
+    import logging
+    import time
+
+    from app import db
+    from app.audit import Actor, acting_as
+
+    while True:
+        with app.app_context(), acting_as(Actor(None, actor)):
+            try:
+                work(db.session)
+                db.session.commit()
+            except Exception:
+                logging.getLogger("app.services").exception("service %s: this round failed, nothing kept", actor)
+            finally:
+                db.session.remove()
+        time.sleep(interval_seconds)
+
+
 # Demo data for `make run`: callables taking the session, run in order after the demo users exist.
 DEMO_DATA: list[Callable[[Any], None]] = []
 

@@ -52,22 +52,13 @@ def init_app(app: Any, api: Any) -> None:
 
 
 def _run_expiry_service() -> None:
-    import time
-
     from flask import current_app
 
-    from app.audit import Actor, acting_as
+    from app.shell import run_periodically
 
     app = current_app._get_current_object()
-    interval = float(app.config.get("RESERVATION_EXPIRY_SECONDS") or 300)
-    while True:
-        with app.app_context(), acting_as(Actor(None, "reservation-expiry")):
-            try:
-                res_ops.expire_reservations(db.session)
-                db.session.commit()
-            finally:
-                db.session.remove()
-        time.sleep(interval)
+    run_periodically(app, "reservation-expiry", float(app.config.get("RESERVATION_EXPIRY_SECONDS") or 300),
+                     res_ops.expire_reservations)
 
 
 def _sign() -> dict[str, Any]:

@@ -186,19 +186,12 @@ def deliver_pending_mail(sess: Session, settings: MailSettings | None, now: date
 
 def run_mail_service(app: Any) -> None:
     """Background service: deliver pending mail every MAIL_RETRY_SECONDS (default 30) until stopped."""
-    import time
+    from app.shell import run_periodically
 
-    from app import db
-    from app.audit import Actor, acting_as
-
-    interval = float(app.config.get("MAIL_RETRY_SECONDS") or os.environ.get("MAIL_RETRY_SECONDS") or 30)
-    while True:
+    def deliver(sess: Any) -> None:
         settings = mail_settings(app.config)
         if settings is not None:
-            with app.app_context(), acting_as(Actor(None, "mail-service")):
-                try:
-                    deliver_pending_mail(db.session, settings)
-                    db.session.commit()
-                finally:
-                    db.session.remove()
-        time.sleep(interval)
+            deliver_pending_mail(sess, settings)
+
+    interval = float(app.config.get("MAIL_RETRY_SECONDS") or os.environ.get("MAIL_RETRY_SECONDS") or 30)
+    run_periodically(app, "mail-service", interval, deliver)

@@ -113,3 +113,32 @@ def test_every_cli_command_starts_as_itself(app, db_session):
         app.cli.commands.pop("whoami-probe", None)
         set_actor(Actor(None, "test"))
     assert click  # the probe is a click command like every other
+
+
+def test_a_periodic_service_acts_as_itself_each_round_and_commits_only_what_succeeded(app, monkeypatch):
+    """A background service (mail, reservation expiry) is its own actor in every round, whoever acted before,
+    a failing round leaves nothing of its work behind, and the next round runs."""
+    import time
+
+    from app import db
+    from app.audit import Actor, acting_as, current_actor
+    from app.shell import run_periodically
+
+    rounds: list[str] = []
+    commits: list[int] = []
+    monkeypatch.setattr(db.session, "commit", lambda: commits.append(len(rounds)), raising=False)
+
+    def work(sess):
+        rounds.append(current_actor().username)
+        if len(rounds) == 2:
+            raise RuntimeError("database went away")
+
+    def stop_after_three(_seconds):
+        if len(rounds) >= 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", stop_after_three)
+    with acting_as(Actor(7, "someone-earlier")), pytest.raises(KeyboardInterrupt):
+        run_periodically(app, "reservation-expiry", 0.01, work)
+    assert rounds == ["reservation-expiry"] * 3
+    assert commits == [1, 3]  # the first and third rounds committed, the failing second did not
