@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -414,6 +414,17 @@ def _register_error_handlers(app: Flask) -> None:
 
 def form_value(name: str, default: str = "") -> str:
     return (request.form.get(name) or default).strip()
+
+
+def form_date(name: str) -> date | None:
+    """A date typed in a form field (YYYY-MM-DD), None when left empty, refused in words otherwise."""
+    raw = form_value(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed(f"'{raw}' is not a date (YYYY-MM-DD).", errors={name: ["A date."]}) from None
 
 
 def record_history(table: str, record_id: Any) -> list[Any]:

@@ -16,10 +16,11 @@ from app.errors import DomainError, NotFound, ValidationFailed
 from app.numbers import NumberFormatError, parse_number
 from app.permissions import require
 from app.signatures import signatures_for
-from app.web import form_value, parse_local_datetime, record_history
+from app.web import form_date, form_value, parse_local_datetime, record_history
 from batches.dosing import care_permissions  # noqa: F401  (declares the permissions before the views)
 from batches.dosing import bedside as bedside_ops
 from batches.dosing import dispensing, followup, infusions
+from batches.dosing import operations as dosing_ops
 from batches.dosing import reservations as res_ops
 from batches.dosing.care_models import DoseReservation
 from batches.dosing.models import Patient
@@ -68,19 +69,11 @@ def _sign() -> dict[str, Any]:
 
 # --- patients and their timeline ----------------------------------------------------------------
 
-def _visible_patients() -> list[Patient]:
-    stmt = select(Patient).order_by(Patient.study_id)
-    ids = res_ops.visible_patient_ids(db.session, current_user)
-    if ids is not None:
-        stmt = stmt.where(Patient.id.in_(ids))
-    return list(db.session.execute(stmt).scalars())
-
-
 @bp.route("/care/")
 @require("care.view")
 def index() -> Any:
     sess = db.session
-    patients = _visible_patients()
+    patients = dosing_ops.visible_patients(db.session, current_user)
     live = {r.patient_id: r for r in res_ops.list_reservations(sess, current_user, ("reserved", "issued"))}
     return render_template(T + "index.html", patients=patients, live=live)
 
@@ -175,7 +168,7 @@ def reserve(patient_id: int) -> Any:
             raise ValidationFailed("Enter the planned infusion date and time.", errors={"planned_at": ["Required."]})
         ids = []
         for raw in request.form.getlist("unit_ids"):
-            if not raw.isdigit():
+            if not raw.isdecimal():
                 raise ValidationFailed("Choose bags from the list.", errors={"unit_ids": ["Unknown bag."]})
             ids.append(int(raw))
         reservation = res_ops.reserve_bags(sess, patient, infusion_number=_int("infusion_number", "Infusion number"),
@@ -345,22 +338,12 @@ def worklist() -> Any:
                            week_end=today + timedelta(days=6 - today.weekday()))
 
 
-def _date(name: str) -> date | None:
-    raw = form_value(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationFailed(f"'{raw}' is not a date (YYYY-MM-DD).", errors={name: ["A date."]}) from None
-
-
 @bp.route("/care/follow-up/<int:visit_id>/done", methods=["POST"])
 @require("care.follow_up")
 def visit_done(visit_id: int) -> Any:
     sess = db.session
     visit = followup.get_visit(sess, visit_id, current_user)
-    followup.complete_visit(sess, visit, done_on=_date("done_on"), outcome=form_value("outcome"),
+    followup.complete_visit(sess, visit, done_on=form_date("done_on"), outcome=form_value("outcome"),
                             current_user=current_user)
     flash(f"{visit.label} recorded as done.", "success")
     return redirect(request.form.get("next") if request.form.get("next", "").startswith("/care/")
@@ -375,8 +358,8 @@ def adverse_event(patient_id: int) -> Any:
         patient = res_ops.get_patient(sess, patient_id, current_user)
         grade = form_value("ctcae_grade")
         event = followup.record_adverse_event(
-            sess, patient, term=form_value("term"), onset_on=_date("onset_on"),
-            ctcae_grade=int(grade) if grade.isdigit() else None, relation=form_value("relation"),
+            sess, patient, term=form_value("term"), onset_on=form_date("onset_on"),
+            ctcae_grade=int(grade) if grade.isdecimal() else None, relation=form_value("relation"),
             serious=form_value("serious") == "yes", seriousness=form_value("seriousness") or None,
             dose_limiting=form_value("dose_limiting") == "yes", description=form_value("description") or None,
             current_user=current_user)

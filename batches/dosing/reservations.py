@@ -33,7 +33,6 @@ from batches.quality.operations import unit_issue_problem
 
 DEFAULT_HOLD_HOURS_AFTER_INFUSION = 24.0
 MAX_BAGS_PER_INFUSION = 20
-ALL_PATIENTS_ROLES = ("pharmacist", "qa")
 
 
 # --- who may see which patient ------------------------------------------------------------------
@@ -47,7 +46,7 @@ def may_see_patient(user: Any, patient: Patient) -> bool:
 
 def check_patient_visible(user: Any, patient: Patient) -> None:
     if not may_see_patient(user, patient):
-        raise PermissionDenied(f"Patient {patient.study_id} is not one of your patients: only the treating clinician, "
+        raise PermissionDenied("This patient is not one of your patients: only the treating clinician, "
                                "pharmacists and QA see this patient.")
 
 
@@ -61,7 +60,9 @@ def get_patient(sess: Session, patient_id: int, user: Any) -> Patient:
 
 def visible_patient_ids(sess: Session, user: Any) -> list[int] | None:
     """The ids of the patients the user may see, None meaning all."""
-    if set(getattr(user, "role_names", [])) & set(ALL_PATIENTS_ROLES):
+    from batches.dosing.operations import sees_all_patients
+
+    if sees_all_patients(user):
         return None
     return list(sess.execute(select(Patient.id).where(Patient.treating_clinician_id == user.id)).scalars())
 

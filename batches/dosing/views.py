@@ -12,7 +12,7 @@ from app import db
 from app.errors import DomainError, ValidationFailed
 from app.numbers import NumberFormatError, parse_number
 from app.permissions import require
-from app.web import form_value, record_history
+from app.web import form_date, form_value, record_history
 from batches.dosing import operations as ops
 from batches.dosing import projection as proj
 from batches.dosing import regimens as reg
@@ -21,14 +21,6 @@ from batches.dosing.models import PROTOCOLS
 
 bp = Blueprint("dosing", __name__)
 T = "batches/dosing/"
-
-
-def _date(name: str) -> date | None:
-    text = form_value(name)
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 # --- patients -------------------------------------------------------------------------------------
@@ -45,8 +37,8 @@ def patient_list() -> Any:
 def patient_new() -> Any:
     error = None
     if request.method == "POST":
-        born, consent = _date("date_of_birth"), _date("consent_date")
         try:
+            born, consent = form_date("date_of_birth"), form_date("consent_date")
             if born is None or consent is None:
                 raise DomainError("Give the date of birth and the consent date as dates.")
             patient = ops.register_patient(db.session, current_user, study_id=form_value("study_id"),
@@ -77,8 +69,8 @@ def patient_view(patient_id: int) -> Any:
 @require("patients.record_weight")
 def weight_record(patient_id: int) -> Any:
     patient = ops.get_patient(db.session, current_user, patient_id)
-    measured = _date("measured_on")
     try:
+        measured = form_date("measured_on")
         if measured is None:
             raise DomainError("Give the day the weight was measured.")
         try:

@@ -71,3 +71,24 @@ def test_another_clinicians_patient_is_not_shown(client, login, db_session, clin
     login(clinicians["a"])
     assert client.get(f"/care/patients/{theirs.id}").status_code == 403
     assert theirs.study_id not in client.get("/care/").get_data(as_text=True)
+
+
+def test_odd_digits_and_bad_dates_in_care_forms_are_refused_in_words(app, client, login, db_session, clinicians,
+                                                                    make_patient):
+    """Characters that look like digits ('²') and impossible dates are 4xx messages that save nothing."""
+    from batches.dosing.care_models import AdverseEvent
+
+    patient = make_patient(clinicians["a"])
+    login(clinicians["a"])
+    with app.test_request_context():
+        reserve = client.post(f"/care/patients/{patient.id}/reservations",
+                              data={"infusion_number": "1", "planned_at": local(utcnow() + timedelta(hours=2)),
+                                    "unit_ids": ["²"], "sign_username": clinicians["a"].username,
+                                    "sign_password": PASSWORD})
+        assert reserve.status_code == 422 and "Choose bags from the list" in reserve.get_data(as_text=True)
+        event = client.post(f"/care/patients/{patient.id}/adverse-events",
+                            data={"term": "Fever", "onset_on": "2026-02-30", "ctcae_grade": "²", "relation": "possible",
+                                  "serious": "no", "dose_limiting": "no"})
+        assert event.status_code == 422 and "is not a date" in event.get_data(as_text=True)
+    assert db_session.query(DoseReservation).count() == 0
+    assert db_session.query(AdverseEvent).count() == 0
