@@ -160,12 +160,3 @@ def _typical_step(times: list[int]) -> float:
         return float("inf")
     steps = sorted(b - a for a, b in zip(times, times[1:]))
     return float(steps[len(steps) // 2])
-
-
-def render_svg(points: Sequence[ChartPoint], start: datetime, end: datetime, *, title: str, unit: str,
-               low: float | None, high: float | None, gaps: Sequence[Period] = (), alarms: Sequence[Period] = (),
-               bucket_hint_s: float | None = None, zone: tzinfo | None = None) -> str:
-    """A standalone SVG of buckets already read (kept for callers of the earlier interface)."""
-    drawing = build_telemetry_chart(points, start, end, title=title, unit=unit, low=low, high=high, gaps=gaps,
-                                    alarms=alarms, bucket_s=bucket_hint_s, zone=zone)
-    return drawing_to_svg_document(drawing, title=title)

@@ -12,7 +12,7 @@ def init_app(app: Any, api: Any) -> None:
     from batches.documents import models, permissions  # noqa: F401
     from batches.documents import api as rest
     from batches.documents import service, views
-    from batches.documents import batch_record, batch_record_web
+    from batches.documents import batch_record, batch_record_web, labels
     from batches.documents.coa import on_lot_disposition_changed, on_lot_results_changed
     from batches.documents.coa import configure as configure_coa
     from batches.quality.signals import lot_disposition_changed, lot_results_changed
@@ -30,4 +30,4 @@ def init_app(app: Any, api: Any) -> None:
     api.register_blueprint(batch_record_web.api_blp)
     app.jinja_env.globals["label_prints"] = service.prints_of
     app.jinja_env.globals["coa_versions"] = service.coa_versions
-    app.jinja_env.globals["label_sizes"] = lambda: list(app.config.get("LABEL_SIZES", {"4x4": None}))
+    app.jinja_env.globals["label_sizes"] = lambda: list(labels.label_sizes())

@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 
 from app.signatures import signatures_for
 from batches.documents.models import ControlledDocument
-from batches.documents.store import latest_document, store_document
+from batches.documents.store import latest_document, lock_subject, store_document
 from batches.quality.models import LotDisposition, QualityLot
 from batches.quality.operations import units_of_batch
 from batches.quality.results import PENDING, test_standings
@@ -162,6 +162,7 @@ def _table(rows: list[list[Any]], widths: list[float], header: bool = False) -> 
 
 def issue_coa(sess: Session, lot: QualityLot, reason: str | None = None) -> ControlledDocument:
     """Store the next version of the lot's certificate (a reason is required from version 2 on)."""
+    lock_subject(sess, KIND, lot.lot_number)  # before the version is read: it is printed inside the PDF
     current = latest_document(sess, KIND, lot.lot_number)
     version = (current.version if current else 0) + 1
     pdf = render_coa(coa_data(sess, lot), version, reason if current else None)

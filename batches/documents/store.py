@@ -22,6 +22,12 @@ def _check_kind(kind: str) -> None:
                                errors={"kind": [f"Choose one of: {', '.join(DOCUMENT_KINDS)}."]})
 
 
+def lock_subject(sess: Session, kind: str, subject: Any) -> None:
+    """Hold the next version of this document until the transaction ends, so that what a document prints as
+    its own version (a certificate's "version n") is the version it is stored as."""
+    advisory_xact_lock(sess, f"controlled_document:{kind}:{subject}")
+
+
 def store_document(sess: Session, kind: str, subject_id: str | int, filename: str, content: bytes,
                    reason: str | None = None) -> ControlledDocument:
     """Keep ``content`` as the next version of the ``kind`` document of ``subject_id``.
@@ -33,7 +39,7 @@ def store_document(sess: Session, kind: str, subject_id: str | int, filename: st
     if not content:
         raise ValidationFailed("An empty document cannot be stored.")
     reason = (reason or "").strip() or None
-    advisory_xact_lock(sess, f"controlled_document:{kind}:{subject}")
+    lock_subject(sess, kind, subject)
     current = sess.execute(select(func.max(ControlledDocument.version)).where(
         ControlledDocument.kind == kind, ControlledDocument.subject == subject)).scalar()
     version = (current or 0) + 1
